@@ -1,1 +1,48 @@
-"""pytest-ntk."""
+"""pytest-ntk: audit neural-tangent-kernel and NNGP claims as pytest tests.
+
+The verdict model is imported eagerly (it is light); the science layer (JAX) is imported on
+first use of one of its names, so that ``pytest`` starts fast and the plugin never needs JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .verdicts import ClaimError, ClaimFailed, ClaimResult, Measurement, Tolerance, Verdict
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "FullyConnected": ("pytest_ntk.nets", "FullyConnected"),
+    "empirical_ntk": ("pytest_ntk.empirical", "empirical_ntk"),
+    "kernels": ("pytest_ntk.kernels", None),
+    "data": ("pytest_ntk.data", None),
+    "empirical": ("pytest_ntk.empirical", None),
+    "train": ("pytest_ntk.train", None),
+    "predict": ("pytest_ntk.predict", None),
+    "nets": ("pytest_ntk.nets", None),
+}
+
+__all__ = [
+    "ClaimError",
+    "ClaimFailed",
+    "ClaimResult",
+    "Measurement",
+    "Tolerance",
+    "Verdict",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(module)
+        value = mod if attr is None else getattr(mod, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pytest_ntk' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
