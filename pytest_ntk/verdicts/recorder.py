@@ -364,6 +364,7 @@ class ClaimRecorder:
             verdict = combine(m.verdict for m in self.measurements)
             decisive = [m for m in self.measurements if m.verdict is verdict]
             message = decisive[0].message if decisive else ""
+        meta.setdefault("nodeid", "")  # the plugin passes it; a notebook need not
         return ClaimResult(
             id=self.id, verdict=verdict, message=message, seed=self.seed, measurements=list(self.measurements),
             stages=list(self.stages), artifacts=list(self.artifacts), **meta,
