@@ -202,7 +202,7 @@ class ClaimRecorder:
         gap, tol, margin = float(gaps.ravel()[i]), float(tols.ravel()[i]), float(margins.ravel()[i])
         mi, pi = float(m.ravel()[i]), float(p.ravel()[i])
         verdict = Verdict.HOLDS if margin >= 0 else Verdict.FAILS
-        where = f" (worst of {m.size} elements, index {np.unravel_index(i, m.shape)})" if m.size > 1 else ""
+        where = f" (worst of {m.size} elements, index {tuple(int(k) for k in np.unravel_index(i, m.shape))})" if m.size > 1 else ""
         msg = (
             f"{name}: measured {_fmt(mi)} vs predicted {_fmt(pi)}: gap {_fmt(gap)} "
             f"{'<=' if verdict is Verdict.HOLDS else '>'} tolerance {_fmt(tol)} "
