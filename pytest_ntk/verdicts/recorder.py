@@ -194,7 +194,7 @@ class ClaimRecorder:
         bad = self._nonfinite(name, "close", measured=m, predicted=p)
         if bad:
             return self._record(bad)
-        p = np.broadcast_to(p, m.shape)
+        p = np.broadcast_to(p.reshape(()) if p.size == 1 else p, m.shape)
         gaps = np.abs(m - p)
         tols = atol + rtol * np.abs(p)
         margins = tols - gaps
@@ -227,7 +227,7 @@ class ClaimRecorder:
         bad = self._nonfinite(name, kind, measured=m, bound=b)
         if bad:
             return self._record(bad)
-        b = np.broadcast_to(b, m.shape)
+        b = np.broadcast_to(b.reshape(()) if b.size == 1 else b, m.shape)
         margins = (b - m) if kind == "at_most" else (m - b)
         i = int(np.argmin(margins)) if margins.ndim else 0
         mi, bi, margin = float(m.ravel()[i]), float(b.ravel()[i]), float(margins.ravel()[i])
