@@ -108,6 +108,17 @@ def _json_number(x):
     return x if math.isfinite(x) else None
 
 
+def _json_detail(x):
+    """``x`` with every non-finite float replaced by None (details hold inf for a one-seed sem, ...)."""
+    if isinstance(x, dict):
+        return {k: _json_detail(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_detail(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
 @dataclass
 class Measurement:
     """One named measurement of a claim.
@@ -143,6 +154,7 @@ class Measurement:
         for key in ("ci", "gap_ci"):
             if d[key] is not None:
                 d[key] = [_json_number(v) for v in d[key]]
+        d["detail"] = _json_detail(d["detail"])
         return d
 
     @classmethod
