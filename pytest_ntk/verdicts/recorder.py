@@ -269,7 +269,9 @@ class ClaimRecorder:
         if expected is None and upper is None and lower is None:
             raise ClaimError(f"claim {self.id!r}, measurement {name!r}: slope needs expected=..., tol=... "
                              f"or a bound (upper=/lower=)")
-        bad = self._nonfinite(name, "slope", x=xa, y=ya)
+        targets = {what: self._array(name, what, v) for what, v in
+                   (("expected", expected), ("upper", upper), ("lower", lower)) if v is not None}
+        bad = self._nonfinite(name, "slope", x=xa, y=ya, **targets)
         if bad:
             return self._record(bad)
         if log and (np.any(xa <= 0) or np.any(ya <= 0)):
