@@ -366,6 +366,9 @@ class ClaimRecorder:
             verdict = combine(m.verdict for m in self.measurements)
             decisive = [m for m in self.measurements if m.verdict is verdict]
             message = decisive[0].message if decisive else ""
+            if error is not None and verdict in (Verdict.HOLDS, Verdict.INCONCLUSIVE):
+                # the test itself raised ClaimFailed: the prediction is violated whatever was measured
+                verdict, message = Verdict.FAILS, str(error)
         meta.setdefault("nodeid", "")  # the plugin passes it; a notebook need not
         return ClaimResult(
             id=self.id, verdict=verdict, message=message, seed=self.seed, measurements=list(self.measurements),
