@@ -12,6 +12,7 @@ Each method records one named :class:`~pytest_ntk.verdicts.model.Measurement` an
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 import zlib
@@ -106,11 +107,22 @@ class ClaimRecorder:
                     f"claim {self.id!r}: table {name!r} row {row!r} has {len(row)} cells, "
                     f"expected {len(columns)}"
                 )
+        self._check_json(f"table {name!r}", rows)
         self.artifacts.append({"kind": "table", "name": str(name), "columns": columns, "rows": rows})
 
     def attach(self, name: str, data: Any) -> None:
         """Attach JSON-ready data (series for plots, fitted constants, ...) to the claim's report."""
-        self.artifacts.append({"kind": "data", "name": str(name), "data": _plain(data)})
+        data = _plain(data)
+        self._check_json(f"attachment {name!r}", data)
+        self.artifacts.append({"kind": "data", "name": str(name), "data": data})
+
+    def _check_json(self, what: str, data) -> None:
+        # artifacts travel to the xdist controller and into the JSON report: refuse here, naming the claim,
+        # rather than break the report writer at the end of the run
+        try:
+            json.dumps(data, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ClaimError(f"claim {self.id!r}: {what} is not JSON-ready data ({exc})") from None
 
     # ------------------------------------------------------------------ input handling
     def _name(self, name: str | None, kind: str) -> str:
