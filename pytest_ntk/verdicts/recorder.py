@@ -12,8 +12,10 @@ Each method records one named :class:`~pytest_ntk.verdicts.model.Measurement` an
 from __future__ import annotations
 
 import contextlib
+import decimal
 import json
 import math
+import numbers
 import time
 import zlib
 from typing import Any, Callable
@@ -139,15 +141,36 @@ class ClaimRecorder:
         return f"{kind}#{i}"
 
     def _array(self, name: str, what: str, value) -> np.ndarray:
-        """``value`` as a float64 array, or ClaimError naming the claim, the measurement and the value."""
+        """``value`` as a float64 array, or ClaimError naming the claim, the measurement and the value.
+
+        Real numbers only: a boolean (a comparison's outcome, not a measurement), a complex number
+        (casting would drop its imaginary part), a string (even "1.5"), None, or an integer beyond
+        float64's range is refused rather than coerced.
+        """
+        where = f"claim {self.id!r}, measurement {name!r}: {what}"
         if isinstance(value, (str, bytes)) or value is None:
-            raise ClaimError(f"claim {self.id!r}, measurement {name!r}: {what} must be numeric, got {value!r}")
+            raise ClaimError(f"{where} must be numeric, got {_short(value)}")
         try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ClaimError(
-                f"claim {self.id!r}, measurement {name!r}: {what} must be numeric, got {value!r}"
-            ) from None
+            raw = np.asarray(value)
+        except (TypeError, ValueError, OverflowError):  # e.g. ragged nested lists
+            raise ClaimError(f"{where} must be numeric (a number or a rectangular array), got {_short(value)}") from None
+        kind = raw.dtype.kind
+        if kind == "O":
+            for e in raw.ravel():
+                if not _is_real(e):
+                    raise ClaimError(f"{where} must be numeric (real numbers), got {_short(e)} in {_short(value)}")
+        elif kind == "b":
+            raise ClaimError(f"{where} must be numeric, got the boolean {_short(value)} (record the quantity "
+                             f"that was compared, not the comparison)")
+        elif kind == "c":
+            raise ClaimError(f"{where} must be numeric (real), got the complex {_short(value)}")
+        elif kind not in "iuf":
+            raise ClaimError(f"{where} must be numeric, got {_short(value)} (dtype {raw.dtype})")
+        try:
+            with np.errstate(all="ignore"):
+                arr = raw.astype(np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise ClaimError(f"{where} must be numeric and representable in float64, got {_short(value)}") from None
         if arr.size == 0:
             raise ClaimError(f"claim {self.id!r}, measurement {name!r}: {what} is empty")
         return arr
@@ -386,6 +409,24 @@ class ClaimRecorder:
             id=self.id, verdict=verdict, message=message, seed=self.seed, measurements=list(self.measurements),
             stages=list(self.stages), artifacts=list(self.artifacts), **meta,
         )
+
+
+def _is_real(x) -> bool:
+    """A real number that is not a boolean (Python, numpy or Decimal scalars)."""
+    if isinstance(x, (bool, np.bool_)):
+        return False
+    return isinstance(x, (numbers.Real, decimal.Decimal))
+
+
+def _short(value, limit: int = 120) -> str:
+    """``repr(value)``, shortened in the middle when long (a message names the value, not all of it)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits (about {'-' if value < 0 else ''}1e{value.bit_length() * math.log10(2):.0f})"
+    try:
+        r = repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+        r = f"<{type(value).__name__}>"
+    return r if len(r) <= limit else f"{r[: limit - 40]} ... {r[-30:]}"
 
 
 def _check(claim_id: str, name: str, what: str, value) -> float:
