@@ -168,14 +168,12 @@ def _mse(residual, size):
     return 0.5 * jnp.sum(residual * residual) / size
 
 
-def _member(model, cfg: _Config, theta0, data_key, x, y, x_eval, lr, momentum):
+def _member(model, cfg: _Config, theta0, f0_train, f0_test, data_key, x, y, x_eval, lr, momentum):
     """One seed's whole training run (vmapped over seeds by :func:`_program`)."""
     apply = model.apply
     B = cfg.batch or cfg.n
     tree_map = jax.tree_util.tree_map
 
-    f0_train = apply(theta0, x)
-    f0_test = apply(theta0, x_eval) if cfg.has_eval else None
     if _LINEARIZED in cfg.modes and cfg.batch is None:
         # Full batch: linearize once; the residuals of the forward pass at theta0 are constants
         # of the scan body, so a step costs one jvp and one transposed jvp.
@@ -254,7 +252,7 @@ def _member(model, cfg: _Config, theta0, data_key, x, y, x_eval, lr, momentum):
         records.append({mode: l[None] for mode, l in recs.items()})
     states, _, first_bad, bad_loss = carry
 
-    out = {"f0_train": f0_train, "f0_test": f0_test}
+    out = {}
     for mode in cfg.modes:
         params = states[mode][0]
         if mode == _NETWORK:
@@ -290,13 +288,29 @@ def _program(model, cfg: _Config):
     write the trained parameters into the same buffers.
     """
 
-    def program(theta0, data_keys, x, y, x_eval, lr, momentum):
+    def program(theta0, f0_train, f0_test, data_keys, x, y, x_eval, lr, momentum):
         member = functools.partial(_member, model, cfg)
-        return jax.vmap(member, in_axes=(0, 0, None, None, None, None, None))(
-            theta0, data_keys, x, y, x_eval, lr, momentum
+        return jax.vmap(member, in_axes=(0, 0, 0, 0, None, None, None, None, None))(
+            theta0, f0_train, f0_test, data_keys, x, y, x_eval, lr, momentum
         )
 
     return jax.jit(program, donate_argnums=(0,))
+
+
+@functools.lru_cache(maxsize=64)
+def _outputs_program(model):
+    """``(stacked params, x) -> stacked outputs``. The outputs at initialisation are computed by this
+    separate program: reading the donated parameters inside the training program before the scan
+    overwrites them in place would make XLA keep a copy of all weights."""
+    return jax.jit(jax.vmap(model.apply, in_axes=(0, None)))
+
+
+def _get_outputs_program(model):
+    try:
+        hash(model)
+    except TypeError:
+        return _outputs_program.__wrapped__(model)
+    return _outputs_program(model)
 
 
 def _get_program(model, cfg):
@@ -475,16 +489,20 @@ def _train(model, x, y, *, seeds, steps, epochs, lr, lr_fraction, batch_size, mo
             modes=modes,
             has_eval=x_eval is not None,
         )
+        outputs = _get_outputs_program(model)
+        f0_train_dev = outputs(theta0, x)
+        f0_test_dev = outputs(theta0, x_eval) if x_eval is not None else None
         program = _get_program(model, cfg)
         with warnings.catch_warnings():
             # Backends without buffer donation (older CPU clients) only warn; nothing is wrong.
             warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
-            out = program(theta0, data_keys, x, y, x_eval, jnp.asarray(lr, dtype), jnp.asarray(momentum, dtype))
+            out = program(theta0, f0_train_dev, f0_test_dev, data_keys, x, y, x_eval,
+                          jnp.asarray(lr, dtype), jnp.asarray(momentum, dtype))
 
         def f64(a):
             return None if a is None else np.asarray(a, dtype=np.float64)
 
-        f0_train, f0_test = f64(out["f0_train"]), f64(out["f0_test"])
+        f0_train, f0_test = f64(f0_train_dev), f64(f0_test_dev)
         n_records = -(-steps // record_every)
         record_steps = np.arange(n_records) * record_every
         results = {}
