@@ -108,7 +108,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     result = recorder.finish(error=error, skipped=skipped, duration_s=report.duration, **meta)
     report.ntk_claim = result.to_dict()
     _apply_verdict(report, result, item.config.stash[_SESSION].audit)
-    report.user_properties.extend(_junit_properties(report.ntk_claim))
+    props = _junit_properties(report.ntk_claim)
+    report.user_properties.extend(props)
+    item.user_properties.extend(props)  # junitxml reads them from the teardown report, built from the item
     return report
 
 
