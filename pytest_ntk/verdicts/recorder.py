@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import functools
 import json
 import math
 import numbers
@@ -31,7 +32,7 @@ from .model import (
     Verdict,
     combine,
 )
-from .stats import fit_slope, mean_ci
+from .stats import fit_slope, mean_ci, mean_of
 
 __all__ = ["ClaimRecorder", "derive_seed"]
 
@@ -44,6 +45,21 @@ def derive_seed(base_seed: int, claim_id: str, index: int = 0) -> int:
     """
     ss = np.random.SeedSequence([int(base_seed) & 0xFFFFFFFF, zlib.crc32(claim_id.encode()), int(index)])
     return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+def _quiet_floats(method):
+    """Run a measurement with numpy's floating-point warnings off: overflow is judged, not warned about.
+
+    Under ``-W error`` a RuntimeWarning from ``m - p`` would otherwise replace the verdict with a
+    crash; each method checks for non-finite intermediate results itself and reports an ERROR.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 def _fmt(x) -> str:
@@ -195,9 +211,17 @@ class ClaimRecorder:
                 )
         return None
 
+    @staticmethod
+    def _error(name: str, kind: str, why: str) -> Measurement:
+        return Measurement(name=name, kind=kind, verdict=Verdict.ERROR, measured=None, predicted=None, gap=None,
+                           tolerance=None, margin=None, message=f"measurement {name!r}: {why}")
+
     def _tol(self, name: str, rtol, atol) -> tuple[float, float]:
         if rtol is None and atol is None:
             return self.tolerance.rtol, self.tolerance.atol
+        for what, v in (("rtol", rtol), ("atol", atol)):
+            if isinstance(v, (bool, np.bool_, str, bytes)):
+                raise ClaimError(f"claim {self.id!r}, measurement {name!r}: {what} must be a number >= 0, got {v!r}")
         t = Tolerance(0.0 if rtol is None else rtol, 0.0 if atol is None else atol, 0.5)
         try:
             t = t.validated(self.id)
@@ -208,9 +232,12 @@ class ClaimRecorder:
     def _confidence(self, confidence) -> float:
         if confidence is None:
             return self.tolerance.confidence
+        if isinstance(confidence, (bool, np.bool_, str, bytes)):
+            raise ClaimError(f"claim {self.id!r}: confidence must be a number in (0, 1), got {confidence!r}")
         return Tolerance(0.0, 0.0, confidence).validated(self.id).confidence
 
     # ------------------------------------------------------------------ the measurements
+    @_quiet_floats
     def close(self, measured, predicted, *, rtol=None, atol=None, name=None) -> Measurement:
         """HOLDS when ``|measured - predicted| <= atol + rtol * |predicted|`` (elementwise for arrays).
 
@@ -231,7 +258,12 @@ class ClaimRecorder:
             return self._record(bad)
         p = np.broadcast_to(p.reshape(()) if p.size == 1 else p, m.shape)
         gaps = np.abs(m - p)
-        tols = atol + rtol * np.abs(p)
+        if not np.all(np.isfinite(gaps)):
+            j = int(np.argmin(np.isfinite(gaps).ravel()))
+            return self._record(self._error(
+                name, "close", f"the gap |measured - predicted| overflows float64 (measured "
+                f"{float(m.ravel()[j])!r} vs predicted {float(p.ravel()[j])!r}); rescale the quantities"))
+        tols = atol + rtol * np.abs(p)  # may overflow to inf: then every finite gap is within it
         margins = tols - gaps
         i = int(np.argmin(margins)) if margins.ndim else 0
         gap, tol, margin = float(gaps.ravel()[i]), float(tols.ravel()[i]), float(margins.ravel()[i])
@@ -251,6 +283,7 @@ class ClaimRecorder:
             tolerance=tol, margin=margin, rtol=rtol, atol=atol, n=int(m.size), message=msg, detail=detail,
         ))
 
+    @_quiet_floats
     def _bound(self, kind: str, measured, bound, name) -> Measurement:
         name = self._name(name, kind)
         m = self._array(name, "measured", measured)
@@ -284,6 +317,7 @@ class ClaimRecorder:
         """HOLDS when ``measured >= bound`` (every element, for arrays)."""
         return self._bound("at_least", measured, bound, name)
 
+    @_quiet_floats
     def slope(self, x, y, *, expected=None, tol=None, upper=None, lower=None, log=True, confidence=None,
               name=None) -> Measurement:
         """Fit ``log y = a + s log x`` (or linear with ``log=False``) and judge the slope's confidence interval.
@@ -306,6 +340,11 @@ class ClaimRecorder:
                              f"or a bound (upper=/lower=)")
         targets = {what: self._array(name, what, v) for what, v in
                    (("expected", expected), ("upper", upper), ("lower", lower)) if v is not None}
+        for what, arr in targets.items():
+            if arr.size != 1:
+                raise ClaimError(f"claim {self.id!r}, measurement {name!r}: {what} must be one number, "
+                                 f"got shape {arr.shape}")
+        targets = {what: arr.reshape(()) for what, arr in targets.items()}
         bad = self._nonfinite(name, "slope", x=xa, y=ya, **targets)
         if bad:
             return self._record(bad)
@@ -318,16 +357,28 @@ class ClaimRecorder:
             ))
         if np.unique(xa).size < 2:
             raise ClaimError(f"claim {self.id!r}, measurement {name!r}: slope needs at least two distinct x values")
+        if upper is not None and lower is not None and float(targets["lower"]) > float(targets["upper"]):
+            raise ClaimError(f"claim {self.id!r}, measurement {name!r}: lower={lower!r} exceeds upper={upper!r}")
         conf = self._confidence(confidence)
         fit = fit_slope(xa, ya, log=log, confidence=conf)
+        if not math.isfinite(fit.slope) or (
+            fit.n >= 3 and not (math.isfinite(fit.lo) and math.isfinite(fit.hi))
+        ):
+            return self._record(self._error(
+                name, "slope", f"the least-squares fit is not finite in float64 (slope {fit.slope!r}, "
+                f"interval [{fit.lo!r}, {fit.hi!r}]): the x values are too close together or the data "
+                f"too large; rescale x and y"))
         lo_ok, hi_ok = -math.inf, math.inf
         if expected is not None:
             tol = _check(self.id, name, "tol", tol)
-            lo_ok, hi_ok = float(expected) - tol, float(expected) + tol
+            expected = float(targets["expected"])
+            lo_ok, hi_ok = expected - tol, expected + tol
         if upper is not None:
-            hi_ok = min(hi_ok, float(upper))
+            upper = float(targets["upper"])
+            hi_ok = min(hi_ok, upper)
         if lower is not None:
-            lo_ok = max(lo_ok, float(lower))
+            lower = float(targets["lower"])
+            lo_ok = max(lo_ok, lower)
         verdict = _interval_verdict(fit.lo, fit.hi, lo_ok, hi_ok)
         margin = min(fit.slope - lo_ok, hi_ok - fit.slope)
         if expected is not None:
@@ -350,6 +401,7 @@ class ClaimRecorder:
                     "x": xa.tolist(), "y": ya.tolist()},
         ))
 
+    @_quiet_floats
     def samples(self, values, *, predicted, rtol=None, atol=None, confidence=None, name=None) -> Measurement:
         """Judge a quantity measured over seeds by the confidence interval of its mean.
 
@@ -370,8 +422,14 @@ class ClaimRecorder:
         conf = self._confidence(confidence)
         diffs = v - p if p.size > 1 else v - p[0]
         ci = mean_ci(diffs, conf)
-        pred = float(np.mean(p))
-        tol = atol + rtol * float(np.mean(np.abs(p)))
+        if not np.all(np.isfinite(diffs)) or not math.isfinite(ci.mean) or (
+            ci.n >= 2 and not (math.isfinite(ci.lo) and math.isfinite(ci.hi))
+        ):
+            return self._record(self._error(
+                name, "samples", f"the mean or spread of values - predicted overflows float64 (mean "
+                f"{ci.mean!r}, interval [{ci.lo!r}, {ci.hi!r}]); rescale the quantities"))
+        pred = mean_of(p)  # the means of huge predictions must not overflow: an inf tolerance would HOLDS anything
+        tol = atol + rtol * mean_of(np.abs(p))
         gap_lo, gap_hi = _abs_interval(ci.lo, ci.hi)
         verdict = _interval_verdict(ci.lo, ci.hi, -tol, tol)
         mean = pred + ci.mean
@@ -431,8 +489,8 @@ def _short(value, limit: int = 120) -> str:
 
 def _check(claim_id: str, name: str, what: str, value) -> float:
     try:
-        v = float(value)
-    except (TypeError, ValueError):
+        v = float("nan") if isinstance(value, (bool, np.bool_, str, bytes)) else float(value)
+    except (TypeError, ValueError, OverflowError):
         v = float("nan")
     if not math.isfinite(v) or v < 0:
         raise ClaimError(f"claim {claim_id!r}, measurement {name!r}: {what} must be finite and >= 0, got {value!r}")
