@@ -125,6 +125,9 @@ def _apply_verdict(report, result, audit: bool) -> None:
     elif result.verdict is Verdict.FAILS and audit:
         report.outcome = "skipped"
         report.wasxfail = result.message
+    elif result.verdict is Verdict.FAILS and report.passed:  # the test caught the ClaimFailed
+        report.outcome = "failed"
+        report.longrepr = f"claim {result.id!r}: {result.message}"
 
 
 def _junit_properties(payload: dict) -> list[tuple[str, str]]:
