@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import platform
 import subprocess
 import sys
@@ -19,6 +20,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=None)
 def _git_commit(root: Path) -> str | None:
     try:
         out = subprocess.run(
@@ -28,6 +30,14 @@ def _git_commit(root: Path) -> str | None:
         return None
     commit = out.stdout.strip()
     return commit if out.returncode == 0 and commit else None
+
+
+@functools.lru_cache(maxsize=None)
+def _versions() -> tuple[tuple[str, str | None], ...]:
+    return tuple(
+        (name, _version(name))
+        for name in ("pytest-ntk", "pytest", "jax", "jaxlib", "numpy", "scipy", "neural-tangents")
+    )
 
 
 def _device() -> str:
@@ -48,10 +58,7 @@ def collect(root: Path, profile: dict, seed: int, extra: dict | None = None) -> 
         "git_commit": _git_commit(root),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": {
-            name: _version(name)
-            for name in ("pytest-ntk", "pytest", "jax", "jaxlib", "numpy", "scipy", "neural-tangents")
-        },
+        "versions": dict(_versions()),
         "device": _device(),
         "profile": profile,
         "seed": seed,
