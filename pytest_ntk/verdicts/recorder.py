@@ -166,6 +166,9 @@ class ClaimRecorder:
         where = f"claim {self.id!r}, measurement {name!r}: {what}"
         if isinstance(value, (str, bytes)) or value is None:
             raise ClaimError(f"{where} must be numeric, got {_short(value)}")
+        flag = _bool_inside(value) if isinstance(value, (list, tuple)) else None
+        if flag is not None:  # numpy would read [True, 2.0] as [1.0, 2.0]
+            raise ClaimError(f"{where} must be numeric, got the boolean {_short(flag)} in {_short(value)}")
         try:
             raw = np.asarray(value)
         except (TypeError, ValueError, OverflowError):  # e.g. ragged nested lists
@@ -467,6 +470,18 @@ class ClaimRecorder:
             id=self.id, verdict=verdict, message=message, seed=self.seed, measurements=list(self.measurements),
             stages=list(self.stages), artifacts=list(self.artifacts), **meta,
         )
+
+
+def _bool_inside(seq):
+    """The first boolean inside nested lists/tuples (or a boolean array among them), else None."""
+    stack = [seq]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend(reversed(v))
+        elif isinstance(v, (bool, np.bool_)) or (isinstance(v, np.ndarray) and v.dtype.kind == "b"):
+            return v
+    return None
 
 
 def _is_real(x) -> bool:
