@@ -225,7 +225,7 @@ class NTKSession:
             return
         self.pending.pop(nodeid, None)
         self.results[nodeid] = payload
-        if self.json_path:
+        if self.json_path and not self.is_worker:  # under xdist only the controller writes the report
             self.write_json(complete=False)
 
     def record_crash(self, nodeid: str, message: str) -> None:
