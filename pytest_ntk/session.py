@@ -43,13 +43,15 @@ class ClaimSpec:
 
 
 def _plain_param(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)  # 'nan', 'inf': the JSON report is strict JSON
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
     try:
         import numpy as np
 
         if isinstance(v, np.generic):
-            return v.item()
+            return _plain_param(v.item())
     except ImportError:  # pragma: no cover
         pass
     return getattr(v, "__name__", None) or repr(v)
