@@ -1,13 +1,32 @@
-"""After a run: write the optional reports (HTML, Markdown, history) and apply the baseline gate.
+"""After a run: append to the history, apply the baseline gate, write the HTML and Markdown reports.
 
-Placeholder wiring; the writers are filled in by the reports work (issue 6).
+:func:`publish` is called once per pytest run by the controller (never by an xdist worker) with
+the run's JSON report dict; it reads the ``--ntk-*`` options and returns terminal notes and
+whether the gate failed (the plugin turns that into a non-zero exit status). :func:`run` does
+the same work from plain arguments, for ``python -m pytest_ntk report`` and for tests.
+
+Order: the history first (so the HTML's history includes this run), then the baseline (so
+both reports show its changes), then the HTML and the Markdown. A report that cannot be written,
+a missing or corrupt baseline, or a history that cannot be locked is never silent: it becomes
+a note and fails the gate. ``$GITHUB_STEP_SUMMARY`` gets the Markdown summary whenever it is set
+and the run has claims.
+
+Which baseline claims count as missing from a narrowed run (``-k``, a subset of paths) is
+decided by :class:`~pytest_ntk.report.baseline.Scope`; see :mod:`pytest_ntk.report.baseline`.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["PublishOutcome", "publish"]
+from . import baseline as _baseline
+from . import history as _history
+from . import html as _html
+from . import markdown as _markdown
+
+__all__ = ["PublishOutcome", "Options", "publish", "run", "scope_from_config"]
 
 
 @dataclass
@@ -16,6 +35,131 @@ class PublishOutcome:
     gate_failed: bool = False
 
 
+@dataclass
+class Options:
+    """What to publish. Paths may be ``None`` (that report is not written)."""
+
+    html: str | None = None
+    markdown: str | None = None
+    history: str | None = None
+    append_history: bool = True
+    baseline: str | None = None
+    baseline_update: bool = False
+    scope: _baseline.Scope = field(default_factory=_baseline.Scope)
+    step_summary: str | None = None
+    extra_history: list[dict] = field(default_factory=list)
+    history_runs: int = 20
+
+
+# Selection options that narrow a run so that an absent claim may simply not have been selected.
+_NARROWING = (("keyword", "-k"), ("markexpr", "-m"), ("deselect", "--deselect"), ("lf", "--lf"),
+              ("stepwise", "--sw"), ("ignore", "--ignore"), ("ignore_glob", "--ignore-glob"))
+
+
+def scope_from_config(config) -> _baseline.Scope:
+    """The run's scope: its path arguments as rootdir-relative node-id prefixes, and any narrowing option."""
+    narrowed = []
+    for dest, flag in _NARROWING:
+        value = getattr(config.option, dest, None)
+        if value:
+            narrowed.append(flag)
+    root = Path(config.rootpath).resolve()
+    invocation = Path(config.invocation_params.dir)
+    paths = []
+    for arg in config.args:
+        path_part, sep, rest = str(arg).partition("::")
+        try:
+            rel = (invocation / path_part).resolve().relative_to(root).as_posix()
+        except ValueError:
+            narrowed.append(f"path outside the rootdir: {arg}")
+            continue
+        rel = "" if rel == "." else rel
+        paths.append(rel + (sep + rest if sep else ""))
+    return _baseline.Scope(paths=tuple(paths) if paths else None, narrowed_by=tuple(narrowed))
+
+
 def publish(config, report: dict) -> PublishOutcome:
     """Write what the options ask for; return terminal notes and whether the baseline gate fired."""
-    return PublishOutcome()
+    opt = config.getoption
+    options = Options(
+        html=opt("ntk_html"),
+        markdown=opt("ntk_markdown"),
+        history=opt("ntk_history"),
+        baseline=opt("ntk_baseline"),
+        baseline_update=bool(opt("ntk_baseline_update")),
+        step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None,
+    )
+    if options.baseline_update and not options.baseline:
+        return PublishOutcome(["pytest-ntk: --ntk-baseline-update needs --ntk-baseline FILE (nothing was updated)"],
+                              gate_failed=True)
+    if options.baseline:
+        options.scope = scope_from_config(config)
+    return run(report, options)
+
+
+def run(report: dict, options: Options) -> PublishOutcome:
+    """Publish one run's report (a JSON report dict) as ``options`` say."""
+    out = PublishOutcome()
+    records = None
+    if options.history:
+        try:
+            if options.append_history:
+                _history.append(options.history, _history.record(report))
+            records = _history.read(options.history)
+        except Exception as exc:  # noqa: BLE001 - a broken store is reported, not raised into pytest
+            out.notes.append(f"pytest-ntk: could not update the history in {options.history}: "
+                             f"{type(exc).__name__}: {exc}")
+            out.gate_failed = True
+    if options.extra_history:
+        records = _history.merge(records or [], options.extra_history)
+
+    changes = None
+    if options.baseline:
+        if options.baseline_update:
+            try:
+                old = _baseline.load(options.baseline) if Path(options.baseline).is_file() else None
+            except _baseline.BaselineError:
+                old = None  # rewriting a corrupt baseline is what --ntk-baseline-update is for
+            try:
+                new = _baseline.updated(old, report, options.scope)
+                _baseline.write(options.baseline, new)
+                out.notes.append(f"pytest-ntk: baseline {options.baseline} updated: {len(new['claims'])} claims "
+                                 f"({len(report.get('claims', []))} from this run)")
+            except (ValueError, OSError) as exc:
+                out.notes.append(f"pytest-ntk: baseline {options.baseline} NOT updated: {exc}")
+                out.gate_failed = True
+        else:
+            try:
+                comparison = _baseline.compare(_baseline.load(options.baseline), report, options.scope)
+            except _baseline.BaselineError as exc:
+                out.notes.append(f"pytest-ntk baseline gate FAILED: {exc}")
+                out.gate_failed = True
+            else:
+                changes = comparison.changes
+                out.notes += comparison.notes(str(options.baseline))
+                out.gate_failed |= comparison.gate_failed
+
+    def attempt(what: str, path, fn) -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - report and fail, never crash the session's end
+            out.notes.append(f"pytest-ntk: could not write the {what} to {path}: {type(exc).__name__}: {exc}")
+            out.gate_failed = True
+        else:
+            out.notes.append(f"pytest-ntk: {what} written to {Path(path).resolve()}")
+
+    if options.html:
+        attempt("HTML report", options.html,
+                lambda: _html.write(options.html, report, history=records, changes=changes,
+                                    baseline_path=options.baseline if not options.baseline_update else None,
+                                    history_runs=options.history_runs))
+    if options.markdown:
+        attempt("Markdown summary", options.markdown,
+                lambda: _markdown.write(options.markdown, report, changes=changes))
+    if options.step_summary and report.get("claims"):
+        try:
+            _markdown.append_step_summary(report, changes=changes, env={"GITHUB_STEP_SUMMARY": options.step_summary})
+        except OSError as exc:
+            out.notes.append(f"pytest-ntk: could not append to $GITHUB_STEP_SUMMARY ({options.step_summary}): {exc}")
+            out.gate_failed = True
+    return out

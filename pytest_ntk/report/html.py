@@ -1,0 +1,659 @@
+"""The self-contained HTML report: one file, inline CSS and SVG, a little vanilla JavaScript.
+
+It opens without network access. At the top: the run (profile, commit, device, time) and the
+count of claims per verdict; then the baseline gate's result, when one was compared; then a
+table of claims, sortable by any column (click its header) and filterable by text and by verdict
+(the filter lives in the URL fragment, ``#q=liu&verdict=FAILS,ERROR&open=all``, so a filtered
+view can be linked). Clicking a claim opens its details: statement, message, every measurement,
+plots (measured +- CI against the allowed band; the fitted scaling line for slope claims; tables
+such as the Liu et al. RMSE table as bars of mean +- SE), timings, attached tables and data, and,
+with a history store, its verdicts and margins over the last runs.
+
+Writers read the verdict model's dicts (a JSON report) and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from html import escape
+from pathlib import Path
+
+from . import svg
+from .baseline import decisive
+from .fmt import interval, num
+from .history import series
+from .jsonreport import atomic_write_text
+
+__all__ = ["render", "write", "bar_spec", "ORDER"]
+
+ORDER = ("HOLDS", "FAILS", "INCONCLUSIVE", "ERROR", "SKIPPED")
+_RANK = {"ERROR": 0, "FAILS": 1, "INCONCLUSIVE": 2, "HOLDS": 3, "SKIPPED": 4}
+_BLURB = {
+    "HOLDS": "prediction met within tolerance",
+    "FAILS": "prediction violated",
+    "INCONCLUSIVE": "interval straddles the tolerance",
+    "ERROR": "the computation broke",
+    "SKIPPED": "did not run",
+}
+
+
+def _e(x) -> str:
+    return escape("" if x is None else str(x))
+
+
+def _attr(x) -> str:
+    return escape("" if x is None else str(x), quote=True)
+
+
+# ---------------------------------------------------------------------------- tables -> bars
+_SE = re.compile(r"(^|[^a-z])(se|sem|stderr|std\.? ?err(or)?|standard error|±)([^a-z]|$)", re.I)
+_REF = re.compile(r"paper|published|reported|reference", re.I)
+_MEAN = re.compile(r"mean|rmse|error|value|avg|average", re.I)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def bar_spec(artifact: dict) -> dict | None:
+    """How to draw a table artifact as bars, or None when it has no label and value columns.
+
+    Labels: the first column of strings. Values: the first numeric column named like a mean/RMSE
+    (not a published one), else the first numeric non-SE column. Errors: a column named SE, SEM,
+    stderr or "standard error". Reference: a numeric column named paper/published/reported.
+    """
+    cols = [str(c) for c in artifact.get("columns") or []]
+    rows = [list(r) for r in artifact.get("rows") or []]
+    if not cols or not rows:
+        return None
+
+    def column(j):
+        return [r[j] if j < len(r) else None for r in rows]
+
+    labels = next((j for j in range(len(cols)) if all(isinstance(v, str) for v in column(j))), None)
+    numeric = [j for j in range(len(cols)) if j != labels
+               and all(v is None or _is_num(v) for v in column(j)) and any(_is_num(v) for v in column(j))]
+    if labels is None or not numeric:
+        return None
+    se = [j for j in numeric if _SE.search(cols[j])]
+    plain = [j for j in numeric if j not in se]
+    own = [j for j in plain if not _REF.search(cols[j])]
+    value = next((j for j in own if _MEAN.search(cols[j])), own[0] if own else None)
+    if value is None:
+        return None
+    err = next((j for j in se if not _REF.search(cols[j])), None)
+    ref = next((j for j in plain if _REF.search(cols[j]) and j != value), None)
+    return {
+        "labels": [str(v) for v in column(labels)],
+        "values": column(value),
+        "errors": column(err) if err is not None else None,
+        "reference": column(ref) if ref is not None else None,
+        "value_name": cols[value],
+        "error_name": cols[err] if err is not None else None,
+        "reference_name": cols[ref] if ref is not None else None,
+    }
+
+
+# ---------------------------------------------------------------------------- per-claim pieces
+def _band(m: dict):
+    kind, pred, tol = m.get("kind"), m.get("predicted"), m.get("tolerance")
+    if kind == "at_most":
+        return (None, pred)
+    if kind == "at_least":
+        return (pred, None)
+    if kind == "slope":
+        allowed = (m.get("detail") or {}).get("allowed")
+        if allowed:
+            return tuple(allowed[:2])
+    if _is_num(pred) and _is_num(tol):
+        return (pred - tol, pred + tol)
+    return (None, None)
+
+
+def _gap_ratio(m: dict | None) -> float:
+    """The sort key of the gap column: gap / tolerance (inf for a violated bound, -1 without numbers)."""
+    if not m or not _is_num(m.get("gap")):
+        return -1.0
+    gap, tol = m["gap"], m.get("tolerance")
+    if _is_num(tol) and tol > 0:
+        return gap / tol
+    return 0.0 if gap <= 0 else 1e300
+
+
+def _row_verdict(ms: list[dict], label: str) -> str | None:
+    """The verdict of the measurement recorded for a table row: named ``label`` or ``...[label]``."""
+    for m in ms:
+        name = str(m.get("name", ""))
+        if name == label or name.endswith(f"[{label}]"):
+            return m.get("verdict")
+    return None
+
+
+def _plots(c: dict) -> list[str]:
+    out = []
+    ms = [m for m in c.get("measurements") or [] if isinstance(m, dict)]
+    strips = []
+    for m in ms:
+        d = m.get("detail") or {}
+        if m.get("kind") == "slope" and d.get("x") and d.get("y") and _is_num(m.get("measured")):
+            out.append(
+                f'<figure class="fig"><figcaption>{_e(m.get("name"))}: fitted scaling</figcaption>'
+                + svg.slope_plot(d["x"], d["y"], slope=m["measured"], intercept=d.get("intercept"),
+                                 log=bool(d.get("log", True)), ci=m.get("ci"), allowed=d.get("allowed"),
+                                 verdict=m.get("verdict"), name=m.get("name", "slope"))
+                + "</figure>"
+            )
+        elif _is_num(m.get("measured")) or _is_num(m.get("predicted")):
+            strips.append({"name": m.get("name", ""), "verdict": m.get("verdict"), "measured": m.get("measured"),
+                           "ci": m.get("ci"), "predicted": m.get("predicted"), "band": _band(m)})
+    if strips:
+        out.insert(0, '<figure class="fig wide"><figcaption>measured (dot, with CI) against the allowed band '
+                      '(green; dashed: predicted)</figcaption>' + svg.interval_rows(strips) + "</figure>")
+    for art in c.get("artifacts") or []:
+        if art.get("kind") == "table":
+            spec = bar_spec(art)
+            if spec:
+                title = spec["value_name"] + (f" ± {spec['error_name']}" if spec["error_name"] else "")
+                out.append(
+                    f'<figure class="fig wide"><figcaption>{_e(art.get("name"))}</figcaption>'
+                    + svg.bar_plot(spec["labels"], spec["values"], spec["errors"], reference=spec["reference"],
+                                   reference_label=spec["reference_name"] or "reference", title=title,
+                                   verdicts=[_row_verdict(ms, lab) for lab in spec["labels"]])
+                    + "</figure>"
+                )
+    return out
+
+
+def _artifact_tables(c: dict) -> list[str]:
+    out = []
+    for art in c.get("artifacts") or []:
+        if art.get("kind") == "table":
+            cols = art.get("columns") or []
+            head = "".join(f"<th>{_e(col)}</th>" for col in cols)
+            body = "".join(
+                "<tr>" + "".join(f'<td class="{"num" if _is_num(v) else ""}">{_e(num(v) if _is_num(v) else v)}</td>'
+                                 for v in row) + "</tr>"
+                for row in art.get("rows") or []
+            )
+            out.append(f'<div class="art"><h4>{_e(art.get("name"))}</h4><table class="mini"><thead><tr>{head}'
+                       f"</tr></thead><tbody>{body}</tbody></table></div>")
+        elif art.get("kind") == "data":
+            text = json.dumps(art.get("data"), indent=1)
+            if len(text) > 4000:
+                text = text[:4000] + "\n… (truncated; the full data is in the JSON report)"
+            out.append(f'<details class="art"><summary>data: {_e(art.get("name"))}</summary><pre>{_e(text)}</pre>'
+                       "</details>")
+    return out
+
+
+def _measurements_table(c: dict) -> str:
+    ms = c.get("measurements") or []
+    if not ms:
+        return ""
+    rows = []
+    for m in ms:
+        v = m.get("verdict", "")
+        rows.append(
+            "<tr>" + f"<td>{_e(m.get('name'))}</td><td>{_e(m.get('kind'))}</td>"
+            f'<td><span class="badge b-{_attr(v)}">{_e(v)}</span></td>'
+            + "".join(f'<td class="num">{_e(num(m.get(k)))}</td>'
+                      for k in ("measured", "predicted", "gap", "tolerance", "margin"))
+            + f'<td class="num">{_e(interval(m.get("ci")))}</td><td class="num">{_e(m.get("n") or "")}</td></tr>'
+        )
+    return ('<table class="mini"><thead><tr><th>measurement</th><th>kind</th><th>verdict</th><th>measured</th>'
+            "<th>predicted</th><th>gap</th><th>tolerance</th><th>margin</th><th>CI</th><th>n</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _history_cell(hist: list[dict], big: bool = False) -> str:
+    if not hist:
+        return ""
+    tips = [f"{h.get('time') or '?'} · {(h.get('git_commit') or '')[:8]} · {h.get('verdict') or 'not run'}"
+            f"{' · margin ' + num(h['margin'], 3) if h.get('margin') is not None else ''}" for h in hist]
+    strip = svg.verdict_strip([h.get("verdict") for h in hist], tips, size=11 if big else 8)
+    spark = svg.sparkline([h.get("margin") for h in hist], [h.get("verdict") for h in hist],
+                          width=280 if big else 84, height=44 if big else 20)
+    caption = ""
+    if big:
+        ms = [h["margin"] for h in hist if _is_num(h.get("margin"))]
+        if ms:
+            caption = (f'<span class="sub">latest margin {_e(num(ms[-1], 3))}; over these runs '
+                       f'{_e(num(min(ms), 3))} … {_e(num(max(ms), 3))}</span>')
+    return f'<div class="hist">{strip}{spark}{caption}</div>'
+
+
+def _changed_tag(change) -> str:
+    if change is None:
+        return ""
+    before = change.baseline["verdict"] if change.baseline else "new"
+    return f'<span class="tag changed" title="baseline gate: {_attr(change.transition)}">was {_e(before)}</span>'
+
+
+def _claim_body(c: dict, hist: list[dict] | None, change, ncols: int) -> str:
+    verdict = c.get("verdict", "")
+    m = decisive(c)
+    ms = c.get("measurements") or []
+    text = " ".join(str(c.get(k) or "") for k in ("id", "source", "statement", "message", "nodeid")).lower()
+    expect = c.get("expect")
+    agrees = c.get("agrees_with_source")
+    expect_html = ""
+    if expect:
+        mark = "" if agrees is None else (' · <span class="ok">agrees</span>' if agrees
+                                          else ' · <span class="no">contradicts</span>')
+        expect_html = f'<div class="sub">expects <b>{_e(expect)}</b>{mark}</div>'
+    sub = ""
+    if m is not None and len(ms) > 1:
+        sub = f'<div class="sub">decisive: {_e(m.get("name"))} · {len(ms)} measurements</div>'
+    elif m is not None and m.get("name") not in (None, m.get("kind")):
+        sub = f'<div class="sub">{_e(m.get("name"))}</div>'
+    if verdict in ("ERROR", "SKIPPED") and c.get("message"):
+        msg = c["message"]
+        sub += f'<div class="sub msg">{_e(msg[:120])}{"…" if len(msg) > 120 else ""}</div>'
+    gap_html = ""
+    if m is not None and _is_num(m.get("gap")):
+        if m.get("kind") in ("at_most", "at_least") or not _is_num(m.get("tolerance")):
+            gap_text = f"margin {num(m.get('margin'), 3)}"  # a bound: no tolerance to compare the gap with
+        else:
+            gap_text = f"{num(m.get('gap'), 3)} / {num(m.get('tolerance'), 3)}"
+        gap_html = (svg.gap_bar(m.get("gap"), m.get("tolerance"), m.get("gap_ci"), m.get("verdict"))
+                    + f'<span class="gapnum">{_e(gap_text)}</span>')
+    measured = m.get("measured") if m else None
+    predicted = m.get("predicted") if m else None
+    cells = [
+        f'<td class="id" data-sort="{_attr(c.get("id"))}"><button class="chev" aria-label="details">▸</button>'
+        f'<div class="cid">{_e(c.get("id"))}</div>{sub}</td>',
+        f'<td class="src" data-sort="{_attr(c.get("source"))}">{_e(c.get("source"))}{expect_html}</td>',
+        f'<td data-sort="{_RANK.get(verdict, 9)}"><span class="badge b-{_attr(verdict)}">{_e(verdict)}</span>'
+        f"{_changed_tag(change)}</td>",
+        f'<td class="num" data-sort="{_attr(measured if _is_num(measured) else "")}">{_e(num(measured))}</td>',
+        f'<td class="num" data-sort="{_attr(predicted if _is_num(predicted) else "")}">{_e(num(predicted))}</td>',
+        f'<td class="gap" data-sort="{_gap_ratio(m)!r}">{gap_html}</td>',
+        f'<td class="num ci" data-sort="{_attr((m or {}).get("margin") if _is_num((m or {}).get("margin")) else "")}">'
+        f'{_e(interval((m or {}).get("ci")))}</td>',
+    ]
+    if hist is not None:
+        last = hist[-1].get("margin") if hist else None
+        cells.append(f'<td class="histcell" data-sort="{_attr(last if _is_num(last) else "")}">'
+                     f"{_history_cell(hist)}</td>")
+    detail = _details(c, hist, change)
+    return (
+        f'<tbody class="claim v-{_attr(verdict)}" data-verdict="{_attr(verdict)}" data-id="{_attr(c.get("id"))}" '
+        f'data-text="{_attr(text)}"><tr class="row">{"".join(cells)}</tr>'
+        f'<tr class="detail"><td colspan="{ncols}">{detail}</td></tr></tbody>'
+    )
+
+
+def _details(c: dict, hist: list[dict] | None, change) -> str:
+    parts = []
+    if c.get("statement"):
+        parts.append(f'<p class="statement">{_e(c["statement"])}</p>')
+    if change is not None:
+        parts.append(f'<p class="changebox"><b>Baseline gate: {_e(change.transition)}</b><br>{_e(change.describe())}</p>')
+    if c.get("message"):
+        parts.append(f'<pre class="message">{_e(c["message"])}</pre>')
+    plots = _plots(c)
+    if plots:
+        parts.append('<div class="figs">' + "".join(plots) + "</div>")
+    mt = _measurements_table(c)
+    if mt:
+        parts.append(mt)
+    parts += _artifact_tables(c)
+    if hist:
+        parts.append(f'<div class="histbig"><h4>last {len(hist)} runs (oldest left): verdict, and margin '
+                     f"(dashed: margin 0)</h4>{_history_cell(hist, big=True)}</div>")
+    facts = [("test", c.get("nodeid")), ("seed", c.get("seed")),
+             ("duration", f"{num(c.get('duration_s'), 3)} s" if c.get("duration_s") is not None else None)]
+    if c.get("params"):
+        facts.append(("params", ", ".join(f"{k}={v}" for k, v in c["params"].items())))
+    stages = c.get("stages") or []
+    if stages:
+        facts.append(("stages", " · ".join(f"{s.get('name')} {num(s.get('duration_s'), 3)} s"
+                                            + ("" if s.get("status", "done") == "done" else f" ({s.get('status')})")
+                                            for s in stages)))
+    parts.append('<dl class="facts">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts
+                                                if v not in (None, "")) + "</dl>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------- page
+def _run_meta(run: dict) -> str:
+    profile = run.get("profile")
+    pname = profile.get("name") if isinstance(profile, dict) else profile
+    commit = run.get("git_commit")
+    bits = [("profile", pname), ("commit", commit[:10] if commit else None), ("seed", run.get("seed")),
+            ("device", run.get("device")), ("time", run.get("time"))]
+    return " ".join(f'<span class="meta"><span class="k">{_e(k)}</span> {_e(v)}</span>'
+                    for k, v in bits if v not in (None, ""))
+
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += _flatten(v, key + ".")
+        else:
+            out.append((key, "" if v is None else str(v)))
+    return out
+
+
+def _summary(claims: list[dict]) -> str:
+    counts = Counter(c.get("verdict") for c in claims)
+    total = len(claims)
+    cards = []
+    for v in ORDER:
+        n = counts.get(v, 0)
+        cards.append(
+            f'<button class="card c-{v}{" zero" if not n else ""}" data-verdict="{v}" title="show only {v}">'
+            f'<span class="n">{n}</span><span class="lbl">{v}</span><span class="blurb">{_BLURB[v]}</span></button>'
+        )
+    segs = "".join(f'<span class="seg s-{v}" style="flex:{counts[v]}" title="{counts[v]} {v}"></span>'
+                   for v in ORDER if counts.get(v))
+    return (f'<section class="summary"><div class="cards">{"".join(cards)}</div>'
+            f'<div class="stack" aria-label="share of verdicts">{segs}</div>'
+            f'<div class="total">{total} claim{"s" if total != 1 else ""}</div></section>')
+
+
+def _baseline_banner(changes, baseline_path) -> str:
+    if changes is None:
+        return ""
+    where = f" against <code>{_e(baseline_path)}</code>" if baseline_path else ""
+    if not changes:
+        return f'<div class="banner ok">Baseline gate passed{where}: no verdict changed.</div>'
+    items = "".join(
+        f'<li><span class="trans">{_e(ch.transition)}</span> <a href="#open={_attr(ch.claim_id)}" '
+        f'class="cl" data-open="{_attr(ch.claim_id)}">{_e(ch.claim_id)}</a></li>'
+        for ch in changes)
+    n = len(changes)
+    return (f'<div class="banner bad"><b>Baseline gate failed{where}: {n} verdict change{"s" if n != 1 else ""}</b>'
+            f"<ul>{items}</ul></div>")
+
+
+def render(report: dict, *, history: list[dict] | None = None, changes=None, baseline_path: str | None = None,
+           history_runs: int = 20, title: str = "NTK claims") -> str:
+    """The HTML page for one run (a JSON report dict).
+
+    ``history``: records of the history store (oldest first), or None for no history column;
+    ``changes``: the baseline comparison's :class:`~.baseline.Change` list (None: no baseline).
+    """
+    run = report.get("run") or {}
+    claims = sorted(report.get("claims", []), key=lambda c: (_RANK.get(c.get("verdict"), 9), c.get("id", "")))
+    by_change = {ch.claim_id: ch for ch in (changes or [])}
+    head = ["claim", "source", "verdict", "measured", "predicted", "gap / tolerance", "CI"]
+    types = ["text", "text", "num", "num", "num", "num", "num"]
+    if history is not None:
+        head.append(f"history (last {min(len(history), history_runs)} runs)")
+        types.append("num")
+    ths = "".join(f'<th data-col="{i}" data-type="{t}" tabindex="0">{_e(h)}</th>'
+                  for i, (h, t) in enumerate(zip(head, types)))
+    bodies = []
+    for c in claims:
+        hist = series(history, c["id"], last=history_runs) if history is not None else None
+        bodies.append(_claim_body(c, hist, by_change.get(c["id"]), len(head)))
+    missing = [ch for ch in (changes or []) if ch.current is None]
+    if missing:
+        for ch in missing:
+            bodies.insert(0,
+                f'<tbody class="claim v-MISSING" data-verdict="MISSING" data-id="{_attr(ch.claim_id)}" '
+                f'data-text="{_attr(ch.claim_id.lower())}"><tr class="row"><td class="id"><div class="cid">'
+                f'{_e(ch.claim_id)}</div><div class="sub msg">in the baseline, not reported by this run</div></td>'
+                f'<td></td><td data-sort="-1"><span class="badge b-MISSING">MISSING</span>{_changed_tag(ch)}</td>'
+                f'<td colspan="{len(head) - 3}"></td></tr><tr class="detail"><td colspan="{len(head)}">'
+                f"<p>{_e(ch.describe())}</p></td></tr></tbody>"
+            )
+    incomplete = "" if report.get("complete", True) else (
+        '<div class="banner warn"><b>Incomplete run:</b> the session was interrupted; claims that did not '
+        "finish are missing or ERROR.</div>")
+    info_rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in _flatten(run))
+    counts = Counter(c.get("verdict") for c in claims)
+    doc_title = f"{title}: " + (", ".join(f"{counts[v]} {v}" for v in ORDER if counts.get(v)) or "no claims")
+    chips = "".join(f'<button class="chip c-{v}" data-verdict="{v}" aria-pressed="false">{v}</button>' for v in ORDER)
+    table = (f'<table id="claims"><thead><tr>{ths}</tr></thead>{"".join(bodies)}</table>' if bodies
+             else '<p class="empty">No claims in this run.</p>')
+    return f"""<!doctype html>
+<html lang="en" class="nojs">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(doc_title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header>
+<h1>{_e(title)} <span class="by">pytest-ntk report</span></h1>
+<div class="runmeta">{_run_meta(run)}</div>
+</header>
+{_summary(claims)}
+{incomplete}
+{_baseline_banner(changes, baseline_path)}
+<section class="controls">
+<input id="q" type="search" placeholder="Filter by claim id, source, statement or message…" aria-label="filter claims">
+<span class="chips">{chips}</span>
+<button id="expand" type="button">Expand all</button>
+<span id="shown" aria-live="polite"></span>
+</section>
+{table}
+<details class="runinfo"><summary>Run info</summary><table class="mini">{info_rows}</table></details>
+<footer>Generated by pytest-ntk. Click a column header to sort, a claim to see its measurements and plots.
+The filter is kept in the address (<code>#q=…&amp;verdict=FAILS,ERROR&amp;open=all</code>).</footer>
+<script>{_JS}</script>
+</body>
+</html>
+"""
+
+
+def write(path, report: dict, **kwargs) -> Path:
+    """Write the page to ``path`` atomically; keyword arguments as :func:`render`."""
+    atomic_write_text(path, render(report, **kwargs))
+    return Path(path)
+
+
+_CSS = """
+:root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#f6f8fa;
+--HOLDS:#1a7f37;--FAILS:#cf222e;--INCONCLUSIVE:#9a6700;--ERROR:#8250df;--SKIPPED:#6e7781;--MISSING:#bc4c00;
+--HOLDS-bg:#dafbe1;--FAILS-bg:#ffebe9;--INCONCLUSIVE-bg:#fff8c5;--ERROR-bg:#fbefff;--SKIPPED-bg:#eff2f5;--MISSING-bg:#fff1e5}
+*{box-sizing:border-box}
+body{margin:0 auto;max-width:1320px;padding:20px 28px 40px;color:var(--ink);background:#fff;
+font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+code,pre,.num,.cid{font-family:ui-monospace,SFMono-Regular,"SF Mono",Menlo,Consolas,monospace}
+header{display:flex;flex-wrap:wrap;align-items:baseline;gap:6px 18px;border-bottom:1px solid var(--line);padding-bottom:10px}
+h1{font-size:24px;margin:0;font-weight:650}
+h1 .by{font-size:13px;color:var(--muted);font-weight:400;margin-left:6px}
+.runmeta{display:flex;flex-wrap:wrap;gap:4px 14px;color:var(--muted);font-size:13px}
+.meta .k{text-transform:uppercase;font-size:10.5px;letter-spacing:.04em;color:#818b98;margin-right:2px}
+.summary{margin:16px 0 10px}
+.cards{display:grid;grid-template-columns:repeat(5,minmax(0,1fr));gap:10px}
+.card{all:unset;cursor:pointer;display:grid;grid-template-columns:auto 1fr;grid-template-rows:auto auto;column-gap:10px;
+padding:10px 14px;border:1px solid var(--line);border-left:6px solid;border-radius:8px;background:#fff}
+.card:hover{background:var(--bg)}
+.card .n{grid-row:1/3;font-size:32px;font-weight:700;line-height:1.1}
+.card .lbl{font-weight:650;font-size:13px;letter-spacing:.03em;align-self:end}
+.card .blurb{font-size:12px;color:var(--muted)}
+.card.zero{opacity:.45}
+.c-HOLDS{border-left-color:var(--HOLDS)}.c-HOLDS .n{color:var(--HOLDS)}
+.c-FAILS{border-left-color:var(--FAILS)}.c-FAILS .n{color:var(--FAILS)}
+.c-INCONCLUSIVE{border-left-color:var(--INCONCLUSIVE)}.c-INCONCLUSIVE .n{color:var(--INCONCLUSIVE)}
+.c-ERROR{border-left-color:var(--ERROR)}.c-ERROR .n{color:var(--ERROR)}
+.c-SKIPPED{border-left-color:var(--SKIPPED)}.c-SKIPPED .n{color:var(--SKIPPED)}
+.stack{display:flex;height:10px;border-radius:5px;overflow:hidden;margin-top:12px;background:var(--bg)}
+.seg{min-width:4px}.s-HOLDS{background:var(--HOLDS)}.s-FAILS{background:var(--FAILS)}
+.s-INCONCLUSIVE{background:#d4a72c}.s-ERROR{background:var(--ERROR)}.s-SKIPPED{background:#afb8c1}
+.total{font-size:12px;color:var(--muted);margin-top:4px}
+.banner{border-radius:8px;padding:10px 14px;margin:10px 0;border:1px solid}
+.banner.ok{background:var(--HOLDS-bg);border-color:#4ac26b;color:#116329}
+.banner.bad{background:var(--FAILS-bg);border-color:#ff8182;color:#82071e}
+.banner.warn{background:var(--INCONCLUSIVE-bg);border-color:#d4a72c;color:#7d4e00}
+.banner ul{margin:6px 0 0;padding-left:20px}.banner .trans{font-family:ui-monospace,monospace;font-weight:600}
+.banner a{color:inherit}
+.controls{display:flex;flex-wrap:wrap;align-items:center;gap:8px 10px;margin:16px 0 8px}
+#q{flex:1 1 320px;padding:7px 10px;border:1px solid var(--line);border-radius:6px;font:inherit}
+#q:focus{outline:2px solid #0969da;border-color:#0969da}
+.chip,#expand{font:inherit;font-size:12px;padding:4px 10px;border-radius:999px;border:1px solid var(--line);
+background:#fff;color:var(--muted);cursor:pointer}
+.chip[aria-pressed=true]{color:#fff;border-color:transparent}
+.chip.c-HOLDS[aria-pressed=true]{background:var(--HOLDS)}.chip.c-FAILS[aria-pressed=true]{background:var(--FAILS)}
+.chip.c-INCONCLUSIVE[aria-pressed=true]{background:var(--INCONCLUSIVE)}
+.chip.c-ERROR[aria-pressed=true]{background:var(--ERROR)}.chip.c-SKIPPED[aria-pressed=true]{background:var(--SKIPPED)}
+#expand{border-radius:6px}
+#shown{color:var(--muted);font-size:12px;margin-left:auto}
+table#claims{width:100%;border-collapse:collapse}
+#claims thead th{position:sticky;top:0;background:#fff;z-index:1;text-align:left;font-size:12px;font-weight:600;
+color:var(--muted);padding:8px;border-bottom:2px solid var(--line);cursor:pointer;user-select:none;white-space:nowrap}
+#claims thead th:hover{color:var(--ink)}
+#claims thead th[aria-sort=ascending]::after{content:" ▲";font-size:9px}
+#claims thead th[aria-sort=descending]::after{content:" ▼";font-size:9px}
+#claims>tbody>tr>td{padding:7px 8px;border-bottom:1px solid #eaeef2;vertical-align:top}
+#claims tr.row{cursor:pointer}
+#claims tr.row:hover>td{background:var(--bg)}
+#claims tr.row>td:first-child{border-left:4px solid var(--line)}
+#claims .v-HOLDS tr.row>td:first-child{border-left-color:var(--HOLDS)}
+#claims .v-FAILS tr.row>td:first-child{border-left-color:var(--FAILS)}
+#claims .v-INCONCLUSIVE tr.row>td:first-child{border-left-color:#d4a72c}
+#claims .v-ERROR tr.row>td:first-child{border-left-color:var(--ERROR)}
+#claims .v-SKIPPED tr.row>td:first-child{border-left-color:#afb8c1}
+#claims .v-MISSING tr.row>td:first-child{border-left-color:var(--MISSING)}
+td.id{position:relative;padding-left:26px!important;min-width:240px;max-width:420px}
+.chev{all:unset;position:absolute;left:8px;top:8px;color:var(--muted);font-size:11px;cursor:pointer;transition:transform .1s}
+.open .chev{transform:rotate(90deg)}
+.cid{font-weight:600;font-size:13px;word-break:break-word}
+.sub{font-size:12px;color:var(--muted)}
+.sub.msg{color:#82071e}
+.ok{color:var(--HOLDS);font-weight:600}.no{color:var(--FAILS);font-weight:600}
+td.src{min-width:150px;max-width:240px;font-size:13px}
+td.num{text-align:right;white-space:nowrap;font-size:13px}
+td.ci{color:var(--muted)}
+td.gap{white-space:nowrap}
+.gapbar{vertical-align:middle}
+.gapnum{font:12px ui-monospace,monospace;color:var(--muted);margin-left:6px;vertical-align:middle}
+.badge{display:inline-block;font-size:11px;font-weight:700;letter-spacing:.03em;padding:2px 8px;border-radius:999px}
+.b-HOLDS{color:var(--HOLDS);background:var(--HOLDS-bg)}.b-FAILS{color:var(--FAILS);background:var(--FAILS-bg)}
+.b-INCONCLUSIVE{color:var(--INCONCLUSIVE);background:var(--INCONCLUSIVE-bg)}
+.b-ERROR{color:var(--ERROR);background:var(--ERROR-bg)}.b-SKIPPED{color:var(--SKIPPED);background:var(--SKIPPED-bg)}
+.b-MISSING{color:var(--MISSING);background:var(--MISSING-bg)}
+.tag{display:inline-block;margin-left:6px;font-size:11px;padding:1px 6px;border-radius:4px}
+.tag.changed{background:#fff1e5;color:#953800;border:1px solid #ffb77c}
+.hist{display:flex;flex-direction:column;gap:3px}
+.js tr.detail{display:none}
+.js tbody.open tr.detail{display:table-row}
+tr.detail>td{background:#fbfcfd;padding:12px 16px 16px 26px!important}
+.statement{margin:0 0 8px;font-size:14px;border-left:3px solid var(--line);padding-left:10px}
+.message{white-space:pre-wrap;background:var(--bg);border:1px solid #eaeef2;border-radius:6px;padding:8px 10px;
+font-size:12px;margin:0 0 10px}
+.changebox{background:#fff1e5;border:1px solid #ffb77c;border-radius:6px;padding:8px 10px;font-size:12.5px}
+.figs{display:flex;flex-wrap:wrap;gap:14px;margin:6px 0 10px}
+.fig{margin:0;background:#fff;border:1px solid #eaeef2;border-radius:8px;padding:8px 10px}
+.fig figcaption{font-size:12px;color:var(--muted);margin-bottom:4px}
+table.mini{border-collapse:collapse;font-size:12.5px;margin:6px 0 10px}
+table.mini th,table.mini td{padding:3px 10px;border-bottom:1px solid #eaeef2;text-align:left}
+table.mini th{color:var(--muted);font-weight:600}
+table.mini td.num{text-align:right}
+.art h4,.histbig h4{margin:10px 0 2px;font-size:12.5px;color:var(--muted);font-weight:600}
+.art pre{font-size:11.5px;max-height:300px;overflow:auto;background:var(--bg);padding:8px;border-radius:6px}
+.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;font-size:12px;color:var(--muted);margin:8px 0 0}
+.facts dt{font-weight:600}.facts dd{margin:0;font-family:ui-monospace,monospace;word-break:break-all}
+.runinfo{margin-top:22px;font-size:13px}.runinfo summary{cursor:pointer;color:var(--muted);font-weight:600}
+.empty{color:var(--muted);font-style:italic}
+footer{margin-top:24px;color:#818b98;font-size:12px}
+tbody.claim[hidden]{display:none}
+@media (max-width:900px){.cards{grid-template-columns:repeat(2,1fr)}td.src{display:none}}
+@media print{.controls,#expand{display:none}.js tr.detail{display:table-row}}
+"""
+
+_JS = r"""
+(function(){
+  var doc=document.documentElement; doc.className=doc.className.replace('nojs','js');
+  var table=document.getElementById('claims'); if(!table) return;
+  var q=document.getElementById('q'), shown=document.getElementById('shown');
+  var chips=[].slice.call(document.querySelectorAll('.chip'));
+  var bodies=function(){return [].slice.call(table.tBodies);};
+  var state={q:'',verdicts:[],open:[]};
+  function parseHash(){
+    var h=location.hash.replace(/^#/,''), s={q:'',verdicts:[],open:[]};
+    h.split('&').forEach(function(kv){
+      if(!kv) return; var i=kv.indexOf('='), k=i<0?kv:kv.slice(0,i), v=i<0?'':decodeURIComponent(kv.slice(i+1).replace(/\+/g,' '));
+      if(k==='q'||k==='filter') s.q=v;
+      else if(k==='verdict') s.verdicts=v?v.toUpperCase().split(','):[];
+      else if(k==='open') s.open=v?v.split(','):[];
+    });
+    return s;
+  }
+  function writeHash(){
+    var parts=[]; if(state.q) parts.push('q='+encodeURIComponent(state.q));
+    if(state.verdicts.length) parts.push('verdict='+state.verdicts.join(','));
+    var h=parts.length?'#'+parts.join('&'):location.pathname+location.search;
+    if(history.replaceState) history.replaceState(null,'',h);
+  }
+  function apply(){
+    var words=state.q.toLowerCase().split(/\s+/).filter(Boolean), n=0, all=bodies();
+    all.forEach(function(b){
+      var text=b.getAttribute('data-text')||'', v=b.getAttribute('data-verdict');
+      var ok=words.every(function(w){return text.indexOf(w)>=0;}) &&
+             (!state.verdicts.length||state.verdicts.indexOf(v)>=0);
+      if(ok){b.removeAttribute('hidden');n++;} else b.setAttribute('hidden','');
+    });
+    chips.forEach(function(c){c.setAttribute('aria-pressed',state.verdicts.indexOf(c.getAttribute('data-verdict'))>=0?'true':'false');});
+    shown.textContent='showing '+n+' of '+all.length+' claims';
+    shown.setAttribute('data-shown',n);
+  }
+  function openIds(ids){
+    bodies().forEach(function(b){
+      if(ids.indexOf('all')>=0||ids.indexOf(b.getAttribute('data-id'))>=0) b.classList.add('open');
+    });
+  }
+  function load(){
+    state=parseHash(); q.value=state.q; apply(); openIds(state.open);
+    if(state.open.length===1&&state.open[0]!=='all'){
+      var t=bodies().filter(function(b){return b.getAttribute('data-id')===state.open[0];})[0];
+      if(t&&t.scrollIntoView) t.scrollIntoView();
+    }
+  }
+  q.addEventListener('input',function(){state.q=q.value;apply();writeHash();});
+  chips.forEach(function(c){c.addEventListener('click',function(){
+    var v=c.getAttribute('data-verdict'), i=state.verdicts.indexOf(v);
+    if(i>=0) state.verdicts.splice(i,1); else state.verdicts.push(v);
+    apply(); writeHash();
+  });});
+  [].slice.call(document.querySelectorAll('.card')).forEach(function(c){c.addEventListener('click',function(){
+    var v=c.getAttribute('data-verdict');
+    state.verdicts=(state.verdicts.length===1&&state.verdicts[0]===v)?[]:[v]; apply(); writeHash();
+  });});
+  table.addEventListener('click',function(ev){
+    var row=ev.target.closest('tr.row'); if(!row) return;
+    if(window.getSelection&&String(window.getSelection())) return;
+    row.parentNode.classList.toggle('open');
+  });
+  var ex=document.getElementById('expand'), expanded=false;
+  ex.addEventListener('click',function(){
+    expanded=!expanded; bodies().forEach(function(b){b.classList.toggle('open',expanded);});
+    ex.textContent=expanded?'Collapse all':'Expand all';
+  });
+  var ths=[].slice.call(table.tHead.rows[0].cells);
+  function sortBy(th){
+    var col=+th.getAttribute('data-col'), num=th.getAttribute('data-type')==='num';
+    var dir=th.getAttribute('aria-sort')==='ascending'?-1:1;
+    ths.forEach(function(h){h.removeAttribute('aria-sort');});
+    th.setAttribute('aria-sort',dir>0?'ascending':'descending');
+    var key=function(b){var c=b.rows[0].cells[col]; return c?(c.getAttribute('data-sort')||''):'';};
+    bodies().map(function(b,i){return [key(b),i,b];}).sort(function(a,b){
+      var x=a[0],y=b[0];
+      if(num){
+        var ex=x===''||isNaN(+x), ey=y===''||isNaN(+y);
+        if(ex||ey) return ex&&ey?a[1]-b[1]:(ex?1:-1);
+        return ((+x)-(+y))*dir||a[1]-b[1];
+      }
+      return x.localeCompare(y)*dir||a[1]-b[1];
+    }).forEach(function(t){table.appendChild(t[2]);});
+  }
+  ths.forEach(function(th){
+    th.addEventListener('click',function(){sortBy(th);});
+    th.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();sortBy(th);}});
+  });
+  [].slice.call(document.querySelectorAll('a[data-open]')).forEach(function(a){a.addEventListener('click',function(){
+    setTimeout(load,0);
+  });});
+  window.addEventListener('hashchange',load);
+  load();
+})();
+"""
