@@ -177,9 +177,10 @@ class NTKSession:
                 continue  # reported when the item runs
             if spec is None:
                 continue
-            func = f"{item.path}::{getattr(item, 'originalname', item.name)}"
-            if item.cls is not None:
-                func = f"{item.path}::{item.cls.__name__}::{getattr(item, 'originalname', item.name)}"
+            # the test function's node id (without parameters), relative to the rootdir like pytest's own
+            func = item.nodeid
+            if item.nodeid.endswith(item.name):
+                func = item.nodeid[: len(item.nodeid) - len(item.name)] + getattr(item, "originalname", item.name)
             owners.setdefault(spec.base_id, {}).setdefault(func, []).append(item.nodeid)
         for base_id, funcs in owners.items():
             if len(funcs) > 1:
