@@ -119,6 +119,7 @@ LAPLACE_LENGTH = 6.0
 
 _TWO_PI = 2.0 * math.pi
 
+
 def _check_names(names) -> tuple[str, ...]:
     if isinstance(names, str):
         names = (names,)
