@@ -35,7 +35,7 @@ def rows(claims: Iterable[dict], all_measurements: bool = False) -> list[tuple[s
             continue
         for i, m in enumerate(ms):
             label = c["id"] if i == 0 else f"  {m['name']}"
-            if i == 0 and len(ms) == 1 and m.get("name") not in (None, m.get("kind")):
+            if i == 0 and m.get("name") and (len(ms) > 1 or m.get("name") != m.get("kind")):
                 label = f"{c['id']} ({m['name']})"
             out.append((
                 label,
