@@ -520,8 +520,12 @@ def _abs_interval(lo: float, hi: float) -> tuple[float, float]:
 
 
 def _interval_verdict(lo: float, hi: float, ok_lo: float, ok_hi: float) -> Verdict:
-    """HOLDS if [lo, hi] lies inside [ok_lo, ok_hi]; FAILS if it lies wholly outside; else INCONCLUSIVE."""
-    if ok_lo <= lo and hi <= ok_hi:
+    """HOLDS if [lo, hi] lies inside [ok_lo, ok_hi]; FAILS if it lies wholly outside; else INCONCLUSIVE.
+
+    An unbounded interval (one sample, two points) never HOLDS, even inside a tolerance that
+    overflowed float64 to inf.
+    """
+    if ok_lo <= lo and hi <= ok_hi and math.isfinite(lo) and math.isfinite(hi):
         return Verdict.HOLDS
     if hi < ok_lo or lo > ok_hi:
         return Verdict.FAILS
