@@ -38,12 +38,13 @@ class Profile:
     tolerance: Tolerance
     base: str | None = None
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    ancestors: tuple[str, ...] = ()  # base, base's base, ... (filled in by load_profiles)
 
     @property
     def lineage(self) -> list[str]:
-        """This profile's name, then its base's, ... (for :meth:`pick`)."""
-        names = [self.name]
-        if self.base:
+        """This profile's name, then its base's, its base's base, ... (for :meth:`pick`)."""
+        names = [self.name, *self.ancestors]
+        if self.base and self.base not in names:
             names.append(self.base)
         return names
 
@@ -107,12 +108,20 @@ def load_profiles(pyproject: Path | None) -> dict[str, Profile]:
             ).validated(f"profile {name}")
         except ClaimError as exc:
             raise ProfileError(f"{pyproject}: {exc}") from None
-        overrides = {k: v for k, v in table.items() if isinstance(v, dict)}
+        # a profile based on a custom profile inherits its suite overrides (its own win) and its lineage
+        inherited = base.overrides if base is not None else {}
+        overrides = {k: dict(v) for k, v in inherited.items()}
+        for k, v in table.items():
+            if isinstance(v, dict):
+                overrides[k] = {**overrides.get(k, {}), **v}
+        based_on = base_name if base_name != name else None
+        ancestors = (based_on, *base.ancestors) if based_on and base is not None else ()
         profiles[name] = Profile(
             name=name,
             description=str(table.get("description", f"custom profile based on {base_name}")),
             tolerance=tol,
-            base=base_name if base_name != name else None,
+            base=based_on,
             overrides=overrides,
+            ancestors=ancestors,
         )
     return profiles
