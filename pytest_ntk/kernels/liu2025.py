@@ -267,8 +267,9 @@ def all_kernels(
     Gram matrix of ``x1``, exactly symmetric, when ``x2`` is None). ``as_published`` chooses the
     published (``k(x,y) / (k(x) k(y))``) or corrected (``k(x,y) / sqrt(k(x) k(y))``) angle.
 
-    The work runs over blocks of 64 rows (cache-sized temporaries), on one thread per
-    available core (numpy releases the GIL in its element-wise loops).
+    The work runs over blocks of 64 rows (cache-sized temporaries; for a Gram matrix only the
+    upper triangle, mirrored), on one thread per available core (numpy releases the GIL in its
+    element-wise loops).
     """
     names = _check_names(names)
     a, b, symmetric = input_pair(x1, x2)
@@ -280,9 +281,21 @@ def all_kernels(
 
     def run(start: int) -> None:
         stop = min(start + _BLOCK_ROWS, a.shape[0])
+        if symmetric:
+            # rows start:stop against columns start: only; the rest is the mirror image.
+            # Entries (i, j) and (j, i) come from identical inputs, so the result is exactly
+            # symmetric, and blocks write disjoint regions (threads need no lock).
+            block = _Block(
+                dot[start:stop, start:], n1[start:stop], n2[start:], a[start:stop], b[start:],
+                as_published, d_in, 0,
+            )
+            for name in names:
+                values = block.kernel(name)
+                out[name][start:stop, start:] = values
+                out[name][start:, start:stop] = values.T
+            return
         block = _Block(
-            dot[start:stop], n1[start:stop], n2, a[start:stop], b, as_published, d_in,
-            start if symmetric else None,
+            dot[start:stop], n1[start:stop], n2, a[start:stop], b, as_published, d_in, None
         )
         for name in names:
             out[name][start:stop] = block.kernel(name)
