@@ -211,10 +211,21 @@ class _Controller:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         self.ntk.terminal_summary(terminalreporter)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:  # pytest-xdist, controller side
+        stats = getattr(node, "workeroutput", {}).get("ntk_cache")
+        if stats:
+            self.ntk.worker_cache_stats.append(stats)
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
-        if not self.ntk.is_worker:
-            self.ntk.finish(interrupted=self.ntk.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED)
+        if self.ntk.is_worker:
+            if self.ntk._cache is not None:  # send this worker's cache counters to the controller
+                session.config.workeroutput["ntk_cache"] = self.ntk._cache.stats()
+        else:
+            stopped = bool(session.shouldstop) or bool(session.shouldfail)  # -x / --maxfail: claims left unrun
+            self.ntk.finish(interrupted=self.ntk.interrupted or stopped
+                            or exitstatus == pytest.ExitCode.INTERRUPTED)
             if self.ntk.gate_failed and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
