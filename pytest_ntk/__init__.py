@@ -21,6 +21,13 @@ _LAZY = {
     "train": ("pytest_ntk.train", None),
     "predict": ("pytest_ntk.predict", None),
     "nets": ("pytest_ntk.nets", None),
+    "cache": ("pytest_ntk.cache", None),
+    "Cache": ("pytest_ntk.cache", "Cache"),
+    "train_network": ("pytest_ntk.train", "train"),
+    "train_pair": ("pytest_ntk.train", "train_pair"),
+    "kernel_regression": ("pytest_ntk.predict", "kernel_regression"),
+    "gradient_descent_mse": ("pytest_ntk.predict", "gradient_descent_mse"),
+    "gp_posterior": ("pytest_ntk.predict", "gp_posterior"),
 }
 
 __all__ = [

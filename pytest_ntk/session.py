@@ -156,6 +156,11 @@ class NTKSession:
         self.publish_notes: list[str] = []  # lines from report writers / the baseline gate
         self.gate_failed = False
         self._cache = None
+        self.worker_cache_stats: list[dict[str, Any]] = []  # from xdist workers, at their node-down
+        if not self.is_worker:
+            from . import cache
+
+            cache.clear_at_start(config)  # --cache-clear also clears an --ntk-cache-dir
 
     @property
     def cache(self):
@@ -243,9 +248,20 @@ class NTKSession:
     def claims(self) -> list[dict[str, Any]]:
         return [self.results[k] for k in sorted(self.results)]
 
+    def cache_stats(self) -> dict[str, Any] | None:
+        """This process's cache counters summed with the xdist workers' (None when no claim used it)."""
+        stats = list(self.worker_cache_stats)
+        if self._cache is not None:
+            stats.append(self._cache.stats())
+        if not stats:
+            return None
+        from .cache import Cache
+
+        return Cache.add_stats(*stats)
+
     def run_info(self) -> dict[str, Any]:
         return runinfo.collect(Path(self.config.rootpath), self.profile.to_dict(), self.base_seed,
-                               {"audit": self.audit})
+                               {"audit": self.audit, "cache": self.cache_stats()})
 
     def write_json(self, *, complete: bool) -> None:
         jsonreport.write(self.json_path, jsonreport.build(self.run_info(), self.claims(), complete=complete))
@@ -257,6 +273,13 @@ class NTKSession:
         terminalreporter.write_sep("=", "NTK claims")
         terminal.render(claims, terminalreporter.write_line,
                         all_measurements=self.config.getoption("verbose") > 0)
+        stats = self.cache_stats()
+        if stats:
+            terminalreporter.write_line(
+                f"ntk cache: {stats.get('hits', 0)} hits ({stats.get('memory_hits', 0)} memory, "
+                f"{stats.get('disk_hits', 0)} disk), {stats.get('misses', 0)} computed in "
+                f"{stats.get('compute_s', 0.0):.1f}s, {stats.get('saved_s', 0.0):.1f}s of computing saved"
+            )
         for line in self.publish_notes:
             terminalreporter.write_line(line)
 
