@@ -218,3 +218,27 @@ def test_sample_claims_have_the_designed_verdicts(flip):
     verdicts = {c["id"]: c["verdict"] for c in sample_claims(flip)}
     assert verdicts["jacot2018.ntk_constant[width=4096]"] == ("FAILS" if flip else "HOLDS")
     assert verdicts["lee2019.width_scaling"] == "HOLDS" and verdicts["lee2019.linearization"] == "INCONCLUSIVE"
+
+
+def test_odd_values_render_in_every_writer():
+    """Nulls where numbers were non-finite, one-sided slopes, a two-point slope, setup-error payloads."""
+    from pytest_ntk.report import markdown
+
+    odd = [
+        {"id": "nulls", "nodeid": "t.py::a", "verdict": "INCONCLUSIVE", "measurements": [
+            {"name": "s", "kind": "slope", "verdict": "INCONCLUSIVE", "measured": -0.5, "predicted": -0.4, "gap": None,
+             "tolerance": None, "margin": 0.1, "ci": [None, None], "gap_ci": None,
+             "detail": {"x": [1.0, 2.0], "y": [1.0, 0.7], "intercept": 0.0, "log": True, "allowed": [None, -0.4]}},
+            {"name": "c", "kind": "close", "verdict": "ERROR", "measured": None, "predicted": None, "gap": None,
+             "tolerance": None, "margin": None, "ci": None}]},
+        {"id": "setup-error", "nodeid": "t.py::b", "verdict": "ERROR", "message": "ClaimError: bad marker",
+         "measurements": [], "artifacts": [{"kind": "data", "name": "d", "data": {"x": list(range(3000))}},
+                                           {"kind": "table", "name": "empty", "columns": [], "rows": []}]},
+    ]
+    rep = build({}, odd, complete=True)
+    text = html.render(rep, history=[history.record(rep)])
+    assert "[-inf, inf]" in text and "allowed slopes [-inf, -0.4]" in text and "(truncated" in text
+    md = markdown.render(rep)
+    assert "`nulls`" in md and "`setup-error`" in md and "\n\n\n" not in md
+    slope_only = dict(odd[0], measurements=odd[0]["measurements"][:1])
+    assert "CI [-inf, inf]" in baseline.Change("nulls", "changed", baseline.key_numbers(slope_only), None).describe()

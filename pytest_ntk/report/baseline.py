@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .fmt import interval, num
+from .fmt import num
 from .jsonreport import atomic_write_text
 
 __all__ = [
@@ -225,8 +225,10 @@ def _numbers(entry: dict | None) -> str:
     for key in _NUMBERS:
         if entry.get(key) is not None:
             parts.append(f"{key} {num(entry[key])}")
-    if entry.get("ci"):
-        parts.append(f"CI {interval(entry['ci'])}")
+    ci = entry.get("ci")
+    if ci and len(ci) == 2:
+        lo, hi = ci
+        parts.append(f"CI [{num(lo) if lo is not None else '-inf'}, {num(hi) if hi is not None else 'inf'}]")
     return " ".join(parts)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import svg
 from .baseline import decisive
-from .fmt import interval, num
+from .fmt import num
 from .history import series
 from .jsonreport import atomic_write_text
 
@@ -42,6 +42,14 @@ _BLURB = {
 
 def _e(x) -> str:
     return escape("" if x is None else str(x))
+
+
+def _ci(ci) -> str:
+    """``[lo, hi]``; a missing end (a non-finite bound, stored as null) reads -inf / inf."""
+    if not ci or len(ci) != 2:
+        return ""
+    lo, hi = ci
+    return f"[{num(lo, 3) if lo is not None else '-inf'}, {num(hi, 3) if hi is not None else 'inf'}]"
 
 
 def _breakable(x) -> str:
@@ -207,7 +215,7 @@ def _measurements_table(c: dict) -> str:
             f'<td><span class="badge b-{_attr(v)}">{_e(v)}</span></td>'
             + "".join(f'<td class="num">{_e(num(m.get(k)))}</td>'
                       for k in ("measured", "predicted", "gap", "tolerance", "margin"))
-            + f'<td class="num">{_e(interval(m.get("ci")))}</td><td class="num">{_e(m.get("n") or "")}</td></tr>'
+            + f'<td class="num">{_e(_ci(m.get("ci")))}</td><td class="num">{_e(m.get("n") or "")}</td></tr>'
         )
     return ('<table class="mini"><thead><tr><th>measurement</th><th>kind</th><th>verdict</th><th>measured</th>'
             "<th>predicted</th><th>gap</th><th>tolerance</th><th>margin</th><th>CI</th><th>n</th></tr></thead>"
@@ -278,7 +286,7 @@ def _claim_body(c: dict, hist: list[dict] | None, change, ncols: int) -> str:
         f'<td class="num" data-sort="{_attr(predicted if _is_num(predicted) else "")}">{_e(num(predicted))}</td>',
         f'<td class="gap" data-sort="{_gap_ratio(m)!r}">{gap_html}</td>',
         f'<td class="num ci" data-sort="{_attr((m or {}).get("margin") if _is_num((m or {}).get("margin")) else "")}">'
-        f'{_e(interval((m or {}).get("ci")))}</td>',
+        f'{_e(_ci((m or {}).get("ci")))}</td>',
     ]
     if hist is not None:
         last = hist[-1].get("margin") if hist else None

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from .baseline import decisive
-from .fmt import interval, num
+from .fmt import num
 from .jsonreport import atomic_write_text
 
 __all__ = ["render", "write", "append_step_summary", "ORDER", "ICONS"]
@@ -26,6 +26,14 @@ def cell(text) -> str:
     """Text safe inside a Markdown table cell (pipes escaped, no newlines)."""
     s = "" if text is None else str(text)
     return s.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ").strip()
+
+
+def _ci(ci) -> str:
+    """``[lo, hi]``; a missing end (a non-finite bound, stored as null) reads -inf / inf."""
+    if not ci or len(ci) != 2:
+        return ""
+    lo, hi = ci
+    return f"[{num(lo, 3) if lo is not None else '-inf'}, {num(hi, 3) if hi is not None else 'inf'}]"
 
 
 def _code(text: str) -> str:
@@ -57,7 +65,7 @@ def _run_line(run: dict, complete: bool) -> str:
             run.get("device"), run.get("time")]
     line = " · ".join(cell(b) for b in bits if b)
     if not complete:
-        line += " · **incomplete run (interrupted)**"
+        line += (" · " if line else "") + "**incomplete run (interrupted)**"
     return line
 
 
@@ -72,7 +80,10 @@ def _table(columns: list[str], rows: list[list]) -> list[str]:
 def render(report: dict, *, changes=None, title: str = "pytest-ntk claims") -> str:
     """The Markdown document for one run. ``changes``: baseline :class:`~.baseline.Change` list or None."""
     claims = sorted(report.get("claims", []), key=lambda c: (_RANK.get(c.get("verdict"), 9), c.get("id", "")))
-    lines = [f"## {title}", "", counts_line(claims), "", _run_line(report.get("run") or {}, report.get("complete", True)), ""]
+    lines = [f"## {title}", "", counts_line(claims), ""]
+    run_line = _run_line(report.get("run") or {}, report.get("complete", True))
+    if run_line:
+        lines += [run_line, ""]
     if changes is not None:
         if changes:
             lines.append(f"**Baseline gate: {len(changes)} verdict change{'s' if len(changes) != 1 else ''}**")
@@ -96,7 +107,7 @@ def render(report: dict, *, changes=None, title: str = "pytest-ntk claims") -> s
                 cell(num(m.get("predicted"))),
                 cell(gap),
                 cell(num(m.get("margin"))),
-                cell(interval(m.get("ci"))),
+                cell(_ci(m.get("ci"))),
                 cell(c.get("source", "")),
                 cell(_expect(c)),
             ]) + " |")
