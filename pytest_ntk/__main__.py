@@ -7,8 +7,9 @@ Renders the same reports a pytest run writes, from JSON reports saved with ``--n
 without rerunning anything. The newest run (by its recorded time; the last given on a tie) is
 the one shown; every given run, and the records of ``--history DIR`` (read, never written),
 make up the per-claim history. ``--baseline FILE`` compares the shown run with a baseline and
-exits 1 when a verdict changed (every claim of the baseline is in scope when the run was
-complete). With neither ``--html`` nor ``--markdown`` the Markdown summary goes to stdout.
+exits 1 when a verdict changed; which absent claims count as missing follows the run's recorded
+``run.selection`` (``{"paths": [...], "narrowed_by": [...]}``, see ``report.baseline.Scope``) and,
+where a run has none, every baseline claim is in scope when the run was complete. With neither ``--html`` nor ``--markdown`` the Markdown summary goes to stdout.
 
 Exit status: 0; 1 when the baseline gate fails or a report cannot be written; 2 on bad usage
 or an unreadable run file.
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .report import history, jsonreport, markdown, publish
+    from .report import baseline, history, jsonreport, markdown, publish
 
     reports = []
     for i, path in enumerate(args.runs):
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     shown = reports[-1][2]
     extra = [history.record(r) for _, _, r in reports] if (len(reports) > 1 or args.history) else []
     options = publish.Options(html=args.html, markdown=args.markdown, history=args.history, append_history=False,
-                              baseline=args.baseline, extra_history=extra, history_runs=args.history_runs)
+                              baseline=args.baseline, extra_history=extra, history_runs=args.history_runs,
+                              scope=baseline.Scope.from_dict((shown.get("run") or {}).get("selection")))
     outcome = publish.run(shown, options)
     if not args.html and not args.markdown:
         sys.stdout.write(markdown.render(shown))

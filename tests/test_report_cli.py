@@ -85,3 +85,18 @@ def test_python_dash_m(runs, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
+
+
+def test_baseline_scope_follows_the_runs_recorded_selection(runs, tmp_path, capsys):
+    full = jsonreport.read(runs[0])
+    b = tmp_path / "b.json"
+    baseline.write(b, baseline.build(full))
+    part = dict(full, claims=[c for c in full["claims"] if c["id"].startswith("lee2019")])
+    part["run"] = dict(full["run"], selection={"paths": None, "narrowed_by": ["-k"]})
+    jsonreport.write(tmp_path / "part.json", part)
+    assert main(["report", str(tmp_path / "part.json"), "--baseline", str(b)]) == 0
+    assert "not run here, not compared" in capsys.readouterr().out
+    part["run"].pop("selection")  # no record of a selection: a complete run should have had them all
+    jsonreport.write(tmp_path / "part.json", part)
+    assert main(["report", str(tmp_path / "part.json"), "--baseline", str(b)]) == 1
+    assert "(missing)" in capsys.readouterr().err
