@@ -260,8 +260,11 @@ class NTKSession:
         return Cache.add_stats(*stats)
 
     def run_info(self) -> dict[str, Any]:
+        from .report.publish import scope_from_config
+
         return runinfo.collect(Path(self.config.rootpath), self.profile.to_dict(), self.base_seed,
-                               {"audit": self.audit, "cache": self.cache_stats()})
+                               {"audit": self.audit, "cache": self.cache_stats(),
+                                "selection": scope_from_config(self.config).to_dict()})
 
     def write_json(self, *, complete: bool) -> None:
         jsonreport.write(self.json_path, jsonreport.build(self.run_info(), self.claims(), complete=complete))
