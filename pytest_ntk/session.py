@@ -210,7 +210,8 @@ class NTKSession:
             if unknown:
                 raise ClaimError(f"claim {claim_id!r}: unknown keyword(s) {sorted(unknown)} in "
                                  f"@pytest.mark.tolerance; allowed: {sorted(_TOLERANCE_KWARGS)}")
-            resolved.update(marker.kwargs)
+            # None means "not set here", as in the marker's signature tolerance(rtol=None, atol=None, confidence=None)
+            resolved.update({k: v for k, v in marker.kwargs.items() if v is not None})
         return Tolerance(**resolved).validated(claim_id)
 
     def start(self, item: pytest.Item, on_stage=None) -> tuple[ClaimSpec, ClaimRecorder] | None:

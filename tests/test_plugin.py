@@ -338,6 +338,12 @@ def test_marked(claim, tolerance):
     claim.attach("tolerance", [tolerance.rtol, tolerance.atol, tolerance.confidence])
     claim.close(1.08, 1.0)
 
+@pytest.mark.claim("t.none")
+@pytest.mark.tolerance(rtol=None, atol=0.5, confidence=None)
+def test_none(claim, tolerance):
+    claim.attach("tolerance", [tolerance.rtol, tolerance.atol, tolerance.confidence])
+    claim.close(1.08, 1.0)
+
 def test_not_a_claim(tolerance):
     assert tolerance.rtol > 0
 """
@@ -351,16 +357,17 @@ def test_tolerance_resolution_order(pytester):
     pytester.makepyfile(test_tol=TOLERANCES)
     # profile default (quick: rtol 0.05): a gap of 0.08 fails; the marker's rtol 0.2 holds
     _, report = run(pytester)
-    assert _tolerances(report) == {"t.plain": ((0.05, 0.0, 0.95), "FAILS"), "t.marked": ((0.2, 0.0, 0.95), "HOLDS")}
+    assert _tolerances(report) == {"t.plain": ((0.05, 0.0, 0.95), "FAILS"), "t.marked": ((0.2, 0.0, 0.95), "HOLDS"),
+                                   "t.none": ((0.05, 0.5, 0.95), "HOLDS")}  # None: not set by the marker
     # the ini keys beat the profile
     pytester.makepyprojecttoml('[tool.pytest.ini_options]\nntk_rtol = "0.1"\nntk_atol = "0.001"\n')
     _, report = run(pytester)
     assert _tolerances(report) == {"t.plain": ((0.1, 0.001, 0.95), "HOLDS"),
-                                   "t.marked": ((0.2, 0.001, 0.95), "HOLDS")}
+                                   "t.marked": ((0.2, 0.001, 0.95), "HOLDS"), "t.none": ((0.1, 0.5, 0.95), "HOLDS")}
     # the command line beats the ini keys; the marker still beats the command line, field by field
     _, report = run(pytester, "--ntk-rtol=0.01", "--ntk-confidence=0.9")
     assert _tolerances(report) == {"t.plain": ((0.01, 0.001, 0.9), "FAILS"),
-                                   "t.marked": ((0.2, 0.001, 0.9), "HOLDS")}
+                                   "t.marked": ((0.2, 0.001, 0.9), "HOLDS"), "t.none": ((0.01, 0.5, 0.9), "HOLDS")}
     # every measurement records the tolerance it was judged with
     (m,) = by_id(report)["t.plain"]["measurements"]
     assert (m["rtol"], m["atol"], m["tolerance"]) == (0.01, 0.001, pytest.approx(0.011))
@@ -370,9 +377,10 @@ def test_tolerance_from_a_custom_profile(pytester):
     pytester.makepyfile(test_tol=TOLERANCES)
     pytester.makepyprojecttoml('[tool.pytest_ntk.profiles.loose]\nbase = "quick"\nrtol = 0.3\natol = 0.01\n')
     result, report = run(pytester, "--ntk-profile=loose")
-    assert _tolerances(report) == {"t.plain": ((0.3, 0.01, 0.95), "HOLDS"), "t.marked": ((0.2, 0.01, 0.95), "HOLDS")}
+    assert _tolerances(report) == {"t.plain": ((0.3, 0.01, 0.95), "HOLDS"), "t.marked": ((0.2, 0.01, 0.95), "HOLDS"),
+                                   "t.none": ((0.3, 0.5, 0.95), "HOLDS")}
     assert report["run"]["profile"]["name"] == "loose"
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
 
 
 @pytest.mark.parametrize(
