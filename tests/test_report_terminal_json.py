@@ -103,7 +103,22 @@ def test_render_directly():
     row = re.split(r"\s{2,}", lines[1].strip())
     assert row[:4] == ["x", "HOLDS", "1.235e+05", "1e-12"]
     assert row[4] == "0.3" and row[5] == "-2.5e-08"  # empty tolerance cell collapses with the spacing
+    assert row[6] == "[0.1, inf]"  # JSON null for an unbounded end of an interval
     assert lines[-1] == "NTK claims: 1 HOLDS"
+
+
+def test_unbounded_interval_in_the_table(pytester):
+    pytester.makepyfile(test_one_seed="""
+import pytest
+
+@pytest.mark.claim("one.seed")
+def test_one_seed(claim):
+    claim.samples([1.0], predicted=1.0)
+""")
+    result, report = run(pytester)
+    assert report["claims"][0]["measurements"][0]["ci"] == [None, None]
+    (row,) = [line for line in _table(result) if line.startswith("one.seed")]
+    assert re.split(r"\s{2,}", row) == ["one.seed", "INCONCLUSIVE", "1", "1", "0", "0.05", "0.05", "[-inf, inf]"]
 
 
 # ---------------------------------------------------------------------------- JSON report

@@ -45,10 +45,18 @@ def rows(claims: Iterable[dict], all_measurements: bool = False) -> list[tuple[s
                 num(m.get("gap")),
                 num(m.get("tolerance")),
                 num(m.get("margin")),
-                interval(m.get("ci")),
+                interval(_unbounded(m.get("ci"))),
                 _source_says(c) if i == 0 else "",
             ))
     return out
+
+
+def _unbounded(ci):
+    """A JSON interval's null ends are unbounded (one sample, a two-point slope): show them as -inf/inf."""
+    if not ci:
+        return ci
+    lo, hi = ci
+    return [float("-inf") if lo is None else lo, float("inf") if hi is None else hi]
 
 
 def _decisive(c: dict) -> dict:
