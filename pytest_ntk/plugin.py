@@ -184,6 +184,8 @@ def pytest_report_teststatus(report, config):
         return None
     colour = {"HOLDS": "green", "FAILS": "red", "ERROR": "red", "INCONCLUSIVE": "yellow", "SKIPPED": "yellow"}[verdict]
     if report.passed:
+        if hasattr(report, "wasxfail"):  # an xfail-marked claim that passed
+            return "xpassed", "X", (verdict, {colour: True})
         return "passed", ".", (verdict, {colour: True})
     if report.failed:
         return "failed", "E" if verdict == "ERROR" else "F", (verdict, {colour: True})

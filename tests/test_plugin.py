@@ -601,6 +601,33 @@ def test_interrupted_run_writes_finished_claims_and_complete_false(pytester, sto
     assert [p.name for p in pytester.path.iterdir() if p.name.endswith(".tmp")] == []
 
 
+def test_xfail_and_skip_markers_on_claims(pytester):
+    pytester.makepyfile(test_marks="""
+import pytest
+
+@pytest.mark.claim("k.xfail")
+@pytest.mark.xfail(reason="known gap")
+def test_xfail(claim):
+    claim.close(2.0, 1.0)
+
+@pytest.mark.claim("k.xpass")
+@pytest.mark.xfail(reason="known gap")
+def test_xpass(claim):
+    claim.close(1.0, 1.0)
+
+@pytest.mark.claim("k.skipif")
+@pytest.mark.skipif(True, reason="no gpu")
+def test_skipif(claim):
+    claim.close(1.0, 1.0)
+""")
+    result, report = run(pytester, "-v")
+    result.assert_outcomes(xfailed=1, xpassed=1, skipped=1)
+    assert {c["id"]: c["verdict"] for c in report["claims"]} == {
+        "k.xfail": "FAILS", "k.xpass": "HOLDS", "k.skipif": "SKIPPED"}
+    assert by_id(report)["k.skipif"]["message"] == "no gpu"
+    result.stdout.fnmatch_lines_random(["*::test_xfail FAILS*", "*::test_xpass HOLDS*", "*::test_skipif SKIPPED*"])
+
+
 def test_run_stopped_by_maxfail_is_not_complete(pytester):
     pytester.makepyfile(test_stop="""
 import pytest
