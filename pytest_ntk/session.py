@@ -149,6 +149,8 @@ class NTKSession:
         }
         self.audit = bool(config.getoption("ntk_audit"))
         self.json_path = config.getoption("ntk_json")
+        if self.json_path:  # relative to where pytest was started, even if a claim changes directory
+            self.json_path = str(Path(config.invocation_params.dir, self.json_path))
         self.results: dict[str, dict[str, Any]] = {}  # nodeid -> ClaimResult dict, in arrival order
         self.pending: dict[str, dict[str, Any]] = {}  # nodeid -> claim metadata of a started claim
         self.duplicate_errors: dict[str, str] = {}

@@ -180,6 +180,27 @@ def test_json_schema(pytester):
     assert sorted(p.name for p in (pytester.path / "out/sub").iterdir()) == ["report.json"]
 
 
+def test_relative_json_path_is_fixed_at_start_even_if_a_claim_changes_directory(pytester):
+    pytester.makepyfile(test_chdir="""
+import pytest
+
+@pytest.mark.claim("cd.first")
+def test_first(claim, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "marker").write_text("")
+    claim.close(1.0, 1.0)
+
+@pytest.mark.claim("cd.second")
+def test_second(claim):
+    claim.close(1.0, 1.0)
+""")
+    result = pytester.runpytest(*INNER, "--ntk-json=rel.json", "--basetemp=tmp")
+    result.assert_outcomes(passed=2)
+    assert len(json.loads((pytester.path / "rel.json").read_text())["claims"]) == 2
+    (marker,) = (pytester.path / "tmp").rglob("marker")
+    assert sorted(p.name for p in marker.parent.iterdir()) == ["marker"]  # no report written there
+
+
 def test_json_params_with_non_finite_values_do_not_break_the_report(pytester):
     pytester.makepyfile(test_nan_param="""
 import pytest
