@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from .session import NTKSession
+from .session import NTKSession, claim_error_payload
 from .verdicts import ClaimError, ClaimFailed, Verdict
 
 _SESSION = pytest.StashKey[NTKSession]()
@@ -149,11 +149,7 @@ def _skip_reason(report) -> str:
 
 
 def _setup_error_payload(item: pytest.Item, exc: BaseException) -> dict:
-    marker = item.get_closest_marker("claim")
-    claim_id = marker.args[0] if marker and marker.args and isinstance(marker.args[0], str) else item.nodeid
-    return {"id": claim_id, "base_id": claim_id, "nodeid": item.nodeid, "verdict": "ERROR",
-            "message": f"{type(exc).__name__}: {exc}", "measurements": [], "params": {}, "source": "",
-            "statement": "", "expect": None, "duration_s": 0.0, "stages": [], "artifacts": []}
+    return claim_error_payload(item, f"{type(exc).__name__}: {exc}")
 
 
 def _progress(config: pytest.Config):

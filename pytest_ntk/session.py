@@ -17,7 +17,7 @@ from .profiles import Profile, ProfileError, load_profiles
 from .report import jsonreport, runinfo, terminal
 from .verdicts import ClaimError, ClaimRecorder, ClaimResult, Tolerance, Verdict
 
-__all__ = ["ClaimSpec", "NTKSession", "claim_spec", "EXPECT_VALUES"]
+__all__ = ["ClaimSpec", "NTKSession", "claim_spec", "claim_error_payload", "EXPECT_VALUES"]
 
 EXPECT_VALUES = ("holds", "fails")
 _MARKER_KWARGS = {"source", "statement", "expect"}
@@ -95,6 +95,24 @@ def claim_spec(item: pytest.Item) -> ClaimSpec | None:
         base_id=base_id, id=claim_id, source=marker.kwargs.get("source", ""),
         statement=marker.kwargs.get("statement", ""), expect=expect, params=params,
     )
+
+
+def claim_error_payload(item: pytest.Item, message: str) -> dict[str, Any]:
+    """The ERROR result of a claim that could not start (bad marker, tolerance, duplicate id).
+
+    Keeps the case's id (``base[params]``) and metadata when the claim marker itself parses, so the
+    parametrized cases of a claim stay distinct in the reports.
+    """
+    try:
+        spec = claim_spec(item)
+    except ClaimError:
+        spec = None
+    if spec is None:
+        marker = item.get_closest_marker("claim")
+        ok = marker is not None and marker.args and isinstance(marker.args[0], str) and marker.args[0].strip()
+        claim_id = marker.args[0].strip() if ok else item.nodeid
+        spec = ClaimSpec(base_id=claim_id, id=claim_id, source="", statement="", expect=None)
+    return ClaimResult(id=spec.id, verdict=Verdict.ERROR, message=message, **spec.meta(item.nodeid)).to_dict()
 
 
 def _float_option(config, opt: str, ini: str):

@@ -301,6 +301,26 @@ def test_error_with_expect(claim):
 """
 
 
+def test_setup_errors_of_parametrized_claims_keep_their_case_ids(pytester):
+    pytester.makepyfile(test_case_errors="""
+import pytest
+
+@pytest.mark.claim("ce.tol", source="s", statement="t", expect="holds")
+@pytest.mark.tolerance(rtol=-1)
+@pytest.mark.parametrize("depth", [1, 2])
+def test_tol(depth, claim):
+    claim.close(1.0, 1.0)
+""")
+    result, report = run(pytester)
+    result.assert_outcomes(errors=2)
+    claims = by_id(report)  # distinct ids: one per case
+    assert set(claims) == {"ce.tol[depth=1]", "ce.tol[depth=2]"}
+    one = claims["ce.tol[depth=1]"]
+    assert one["verdict"] == "ERROR" and one["params"] == {"depth": 1} and one["base_id"] == "ce.tol"
+    assert (one["source"], one["statement"], one["expect"]) == ("s", "t", "holds")
+    assert "rtol" in one["message"] and "'ce.tol[depth=1]'" in one["message"]
+
+
 def test_parametrized_ids_and_agreement_with_the_source(pytester):
     pytester.makepyfile(test_params=PARAMETRIZED)
     result, report = run(pytester)
@@ -454,6 +474,10 @@ def test_seed_from_the_ini_file(pytester):
     _, from_ini = run(pytester)
     _, from_cli = run(pytester, "--ntk-seed=1")
     assert _seeds(from_ini) == _seeds(from_cli) != _seeds(default)
+    pytester.makeini("[pytest]\nntk_seed = one\n")
+    result = pytester.runpytest(*INNER)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ntk_seed must be an integer*'one'*"])
 
 
 # ---------------------------------------------------------------------------- audit mode
