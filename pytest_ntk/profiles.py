@@ -86,6 +86,9 @@ BUILTIN: dict[str, Profile] = {
 }
 
 
+_PROFILE_KEYS = {"base", "description", "rtol", "atol", "confidence"}
+
+
 def load_profiles(pyproject: Path | None) -> dict[str, Profile]:
     """Built-in profiles plus those under ``[tool.pytest_ntk.profiles]`` of ``pyproject``."""
     profiles = dict(BUILTIN)
@@ -97,6 +100,12 @@ def load_profiles(pyproject: Path | None) -> dict[str, Profile]:
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise ProfileError(f"{pyproject}: [tool.pytest_ntk.profiles.{name}] must be a table")
+        unknown = sorted(k for k, v in table.items() if not isinstance(v, dict) and k not in _PROFILE_KEYS)
+        if unknown:  # a typo (rtl = 0.1) must not be ignored silently
+            raise ProfileError(
+                f"{pyproject}: unknown key(s) {unknown} in [tool.pytest_ntk.profiles.{name}]; known: "
+                f"{sorted(_PROFILE_KEYS)}; a suite's settings go in [tool.pytest_ntk.profiles.{name}.SUITE]"
+            )
         base_name = table.get("base", "quick" if name not in BUILTIN else None)
         base = profiles.get(base_name) if base_name else profiles.get(name)
         if base_name and base is None:

@@ -90,6 +90,7 @@ def test_redefining_a_builtin_profile(tmp_path):
         ("[tool.pytest_ntk.profiles.x]\nrtol = -0.5\n", "rtol"),
         ("[tool.pytest_ntk.profiles.x]\nconfidence = 1.0\n", "confidence"),
         ("[tool.pytest_ntk]\nprofiles = {x = 3}\n", "must be a table"),
+        ("[tool.pytest_ntk.profiles.x]\nrtl = 0.1\n", r"unknown key\(s\) \['rtl'\].*profiles\.x\.SUITE"),
     ],
 )
 def test_malformed_profiles(tmp_path, text, match):
