@@ -6,15 +6,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-# scipy.stats is imported on first use: the plugin (and so this module) loads into every pytest
-# session of the environment, and scipy.stats alone takes about a second to import.
-
-
-def _t_quantile(q: float, dof: int) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(q, dof))
+from scipy import stats as _st
 
 __all__ = ["MeanCI", "SlopeFit", "mean_ci", "fit_slope", "mean_of"]
 
@@ -70,7 +62,7 @@ def mean_ci(values, confidence: float) -> MeanCI:
         if n < 2:
             return MeanCI(mean, -math.inf, math.inf, math.inf, n, confidence)
         sem = float(w.std(ddof=1) / math.sqrt(n)) * s
-        half = _t_quantile(0.5 + confidence / 2.0, n - 1) * sem
+        half = float(_st.t.ppf(0.5 + confidence / 2.0, n - 1)) * sem
     return MeanCI(mean, mean - half, mean + half, sem, n, confidence)
 
 
@@ -123,5 +115,5 @@ def fit_slope(x, y, *, log: bool, confidence: float) -> SlopeFit:
         if n < 3:
             return SlopeFit(slope, intercept, -math.inf, math.inf, math.inf, n, confidence, log, r2)
         stderr = math.sqrt(rss / (n - 2) / suu) * ratio
-        half = _t_quantile(0.5 + confidence / 2.0, n - 2) * stderr
+        half = float(_st.t.ppf(0.5 + confidence / 2.0, n - 2)) * stderr
     return SlopeFit(slope, intercept, slope - half, slope + half, stderr, n, confidence, log, r2)
