@@ -713,5 +713,5 @@ def test_unserializable(claim):
     assert claims["st.unserializable"]["verdict"] == "ERROR"
     assert "'st.unserializable'" in claims["st.unserializable"]["message"]
     # -v prints a progress line per stage
-    result.stdout.fnmatch_lines(["*st.claim: train done in 0.0*s*"])
+    result.stdout.fnmatch_lines(["*st.claim: train done in *s"])
     assert report["complete"] is True and not math.isnan(claims["st.claim"]["duration_s"])
