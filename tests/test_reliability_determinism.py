@@ -41,13 +41,11 @@ def test_training(claim):
     claim.at_most(result.final_loss, result.losses[:, 0], name="loss_decreased")
 
 
-@pytest.mark.parametrize("width", [16, 64])
-@pytest.mark.claim("det.init_output", source="test", statement="outputs at initialisation are O(1)")
-def test_init_output(claim, width):
-    model = FullyConnected(depth=2, width=width)
-    x, _ = data(claim.seed)
-    outs = [float(model.apply(model.init(jax.random.PRNGKey(s), 3), x)[0]) for s in claim.seeds(4)]
-    claim.samples(outs, predicted=0.0, atol=5.0, name="output")
+@pytest.mark.parametrize("n", [10, 40])
+@pytest.mark.claim("det.sample_mean", source="test", statement="the mean of n unit normals is 0 +- 2")
+def test_sample_mean(claim, n):
+    draws = [np.random.default_rng(s).normal() for s in claim.seeds(n)]
+    claim.samples(draws, predicted=0.0, atol=2.0, name="mean")
 '''
 
 
@@ -92,9 +90,75 @@ def test_same_seed_same_verdicts_and_another_seed_other_measurements(pytester):
     b = {c["id"]: c for c in seed1["claims"]}
     assert set(a) == set(b)
     # the parametrized cases of one claim share its seed; another base seed changes it
-    assert a["det.init_output[width=16]"]["seed"] == a["det.init_output[width=64]"]["seed"]
+    assert a["det.sample_mean[n=10]"]["seed"] == a["det.sample_mean[n=40]"]["seed"]
     for claim_id in a:
         assert a[claim_id]["seed"] != b[claim_id]["seed"], claim_id
         for ma, mb in zip(a[claim_id]["measurements"], b[claim_id]["measurements"]):
             assert ma["name"] == mb["name"]
             assert ma["measured"] != mb["measured"], (claim_id, ma["name"])
+
+
+# ---------------------------------------------------------------------------- the multi-seed flip check
+def _report(*claims) -> dict:
+    return {"claims": [{"id": cid, "verdict": v, "measurements": [{"name": "m", "measured": x}]}
+                       for cid, v, x in claims]}
+
+
+def test_analyse_flags_only_holds_fails_flips():
+    from pytest_ntk.reliability import SweepResult, analyse
+
+    reports = {
+        0: _report(("a.flips", "HOLDS", 0.1), ("b.honest", "HOLDS", 0.1), ("c.fixed", "HOLDS", 1.0)),
+        1: _report(("a.flips", "FAILS", 0.9), ("b.honest", "INCONCLUSIVE", 0.4), ("c.fixed", "HOLDS", 1.0)),
+        2: _report(("a.flips", "HOLDS", 0.2), ("b.honest", "HOLDS", 0.2), ("c.fixed", "HOLDS", 1.0),
+                   ("d.erratic", "ERROR", None)),
+    }
+    claims = {c.id: c for c in analyse(reports)}
+    assert [c.id for c in claims.values() if c.flips] == ["a.flips"]
+    assert claims["a.flips"].verdicts == {0: "HOLDS", 1: "FAILS", 2: "HOLDS"}
+    assert claims["b.honest"].counts == {"HOLDS": 2, "INCONCLUSIVE": 1}  # INCONCLUSIVE is no flip
+    assert claims["c.fixed"].seed_dependent is False and claims["a.flips"].seed_dependent is True
+    assert claims["d.erratic"].errors and claims["d.erratic"].verdicts == {2: "ERROR"}
+    text = "\n".join(SweepResult([0, 1, 2], list(claims.values())).lines())
+    assert "a.flips" in text and "FLIPS HOLDS<->FAILS" in text and "1 claim(s) flip" in text
+
+
+SWEPT_CLAIMS = '''
+import numpy as np
+import pytest
+
+
+@pytest.mark.claim("sweep.honest", source="test", statement="the mean of 30 unit normals is 0 +- 1")
+def test_honest(claim):
+    draws = [np.random.default_rng(s).normal() for s in claim.seeds(30)]
+    claim.samples(draws, predicted=0.0, atol=1.0)
+
+
+@pytest.mark.claim("sweep.overconfident", source="test", statement="judges one coin toss without its spread")
+def test_overconfident(claim, ntk_seed):
+    claim.close(float(ntk_seed % 2), 0.0, atol=0.5)
+
+
+@pytest.mark.claim("sweep.fixed", source="test", statement="does not depend on the seed")
+def test_fixed(claim):
+    claim.close(1.0, 1.0)
+'''
+
+
+def test_reliability_command_finds_the_claim_that_flips(pytester):
+    pytester.makepyfile(test_swept=SWEPT_CLAIMS)
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTEST_ADDOPTS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_ntk.reliability", "test_swept.py", "--seeds", "2", "--json", "sweep.json",
+         "--", "-p", "no:hypothesispytest", "-p", "no:benchmark"],
+        cwd=pytester.path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # a claim flips
+    assert "1 claim(s) flip between HOLDS and FAILS: sweep.overconfident" in proc.stdout
+    data = json.loads((pytester.path / "sweep.json").read_text())
+    assert data["seeds"] == [0, 1] and data["flipped"] == ["sweep.overconfident"] and not data["broken_runs"]
+    claims = {c["id"]: c for c in data["claims"]}
+    assert claims["sweep.overconfident"]["verdicts"] == {"0": "HOLDS", "1": "FAILS"}
+    assert set(claims["sweep.honest"]["verdicts"].values()) == {"HOLDS"}
+    assert claims["sweep.honest"]["seed_dependent"] and not claims["sweep.fixed"]["seed_dependent"]
