@@ -484,8 +484,10 @@ def test_user_raised_claimfailed_with_holding_measurements_does_not_hold():
     rec = recorder()
     rec.close(1.0, 1.0)
     result = rec.finish(error=ClaimFailed("the curve bends the wrong way"))
-    assert result.verdict is not Verdict.HOLDS
-    assert "the curve bends the wrong way" in result.message
+    assert result.verdict is Verdict.FAILS
+    assert result.message == "the curve bends the wrong way"
+    # without any measurement it is still an ERROR: nothing was measured
+    assert recorder().finish(error=ClaimFailed("x")).verdict is Verdict.ERROR
 
 
 # ---------------------------------------------------------------------------- seeds, stages, artifacts
