@@ -56,6 +56,7 @@ def _quiet_floats(method):
 
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
+        __tracebackhide__ = True
         with np.errstate(all="ignore"):
             return method(*args, **kwargs)
 
@@ -88,6 +89,9 @@ class ClaimRecorder:
         self.stages: list[dict[str, Any]] = []
         self.artifacts: list[dict[str, Any]] = []
         self._on_stage = on_stage
+
+    def __repr__(self) -> str:
+        return f"<claim {self.id!r}: {len(self.measurements)} measurement(s), {self.tolerance}>"
 
     # ------------------------------------------------------------------ seeds and bookkeeping
     @property
@@ -195,6 +199,7 @@ class ClaimRecorder:
         return arr
 
     def _record(self, m: Measurement) -> Measurement:
+        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
         self.measurements.append(m)
         if m.verdict is Verdict.FAILS:
             raise ClaimFailed(f"claim {self.id!r}: {m.message}")
@@ -247,6 +252,7 @@ class ClaimRecorder:
         With neither ``rtol`` nor ``atol`` given the claim's ``tolerance`` applies; with one given
         the other is 0. For arrays the worst element (smallest margin) is reported.
         """
+        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
         name = self._name(name, "close")
         rtol, atol = self._tol(name, rtol, atol)
         m = self._array(name, "measured", measured)
@@ -288,6 +294,7 @@ class ClaimRecorder:
 
     @_quiet_floats
     def _bound(self, kind: str, measured, bound, name) -> Measurement:
+        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
         name = self._name(name, kind)
         m = self._array(name, "measured", measured)
         b = self._array(name, "bound", bound)
@@ -314,10 +321,12 @@ class ClaimRecorder:
 
     def at_most(self, measured, bound, *, name=None) -> Measurement:
         """HOLDS when ``measured <= bound`` (every element, for arrays)."""
+        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
         return self._bound("at_most", measured, bound, name)
 
     def at_least(self, measured, bound, *, name=None) -> Measurement:
         """HOLDS when ``measured >= bound`` (every element, for arrays)."""
+        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
         return self._bound("at_least", measured, bound, name)
 
     @_quiet_floats
@@ -330,6 +339,7 @@ class ClaimRecorder:
         HOLDS when the interval lies within them, FAILS when it lies wholly beyond one, else
         INCONCLUSIVE. Repeated ``x`` values (several seeds per width) tighten the interval.
         """
+        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
         name = self._name(name, "slope")
         xa = self._array(name, "x", x).ravel()
         ya = self._array(name, "y", y).ravel()
@@ -413,6 +423,7 @@ class ClaimRecorder:
         otherwise (too few seeds to decide). ``predicted`` may be a scalar or one value per sample
         (paired differences).
         """
+        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
         name = self._name(name, "samples")
         rtol, atol = self._tol(name, rtol, atol)
         v = self._array(name, "values", values).ravel()
