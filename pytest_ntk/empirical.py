@@ -208,35 +208,39 @@ def _fc_forward(model: FullyConnected, params, x):
 def _fc_features(model: FullyConnected, params, x):
     """Forward features ``[h^0 .. h^L]`` and backward signals ``[delta^1 .. delta^L]``.
 
-    ``delta^l`` has shape ``(K, n, n_l)``: ``delta^l[a]`` is ``d f_a / d z^l`` for every row of ``x``.
+    ``delta^l`` is stored transposed, shape ``(K, n_l, n)``: ``delta^l[a, :, i]`` is
+    ``d f_a / d z^l`` at row ``i`` of ``x``. In this layout the back-propagation is ``W @ delta``
+    and the signal Gram ``delta^T delta``, the matrix-product forms XLA's CPU backend runs fastest
+    (``delta @ W.T`` with a transposed right operand ran about 1.5x slower).
     """
     hs, dphis = _fc_forward(model, params, x)
     deltas = []
     if model.depth > 0:
         W_out = params[-1]["W"]  # (n_L, K)
         w_scale, _ = model._scales(W_out.shape[0])
-        delta = w_scale * W_out.T[:, None, :] * dphis[-1][None, :, :]  # delta^L: (K, n, n_L)
+        delta = w_scale * W_out.T[:, :, None] * dphis[-1].T[None, :, :]  # delta^L: (K, n_L, n)
         deltas.append(delta)
         for l in range(model.depth - 1, 0, -1):  # delta^l from delta^{l+1}, l = L-1 .. 1
-            W = params[l]["W"]  # maps h^l -> z^{l+1}
+            W = params[l]["W"]  # (n_l, n_{l+1}): maps h^l -> z^{l+1}
             w_scale, _ = model._scales(W.shape[0])
-            delta = w_scale * (delta @ W.T) * dphis[l - 1][None, :, :]
+            delta = w_scale * (W @ delta) * dphis[l - 1].T[None, :, :]
             deltas.append(delta)
         deltas.reverse()
     return hs, deltas
 
 
 def _delta_gram(d1, d2, outputs: str):
-    """``<delta_a(x), delta_b(x')>``: averaged over a = b (``"mean"``), or all (a, b) (``"full"``)."""
-    K, n1, w = d1.shape
-    n2 = d2.shape[1]
+    """``<delta_a(x), delta_b(x')>``: averaged over a = b (``"mean"``), or all (a, b) (``"full"``).
+
+    ``d1``, ``d2`` are transposed signals, shapes ``(K, w, n1)`` and ``(K, w, n2)``.
+    """
+    K, w, n1 = d1.shape
+    n2 = d2.shape[2]
     if outputs == "mean":
         if K == 1:
-            return d1[0] @ d2[0].T
-        a = jnp.transpose(d1, (1, 0, 2)).reshape(n1, K * w)
-        b = jnp.transpose(d2, (1, 0, 2)).reshape(n2, K * w)
-        return (a @ b.T) / K
-    return jnp.einsum("aiw,bjw->ijab", d1, d2)
+            return d1[0].T @ d2[0]
+        return (d1.reshape(K * w, n1).T @ d2.reshape(K * w, n2)) / K
+    return jnp.einsum("awi,bwj->ijab", d1, d2)
 
 
 def _fc_ntk_from_features(model: FullyConnected, outputs: str, feats1, feats2):
@@ -325,11 +329,7 @@ def _blocked_kernel(feature_fn, gram_fn, x1, x2, batch_size, dtype, extra_shape=
         for j, (s2, e2, f2) in enumerate(blocks2):
             if x2 is None and j < i:
                 continue
-            block = np.asarray(gram_fn(f1, f2), np.float64)[: e1 - s1, : e2 - s2]
-            out[s1:e1, s2:e2] = block
-            if x2 is None and j > i:
-                perm = (1, 0, 3, 2) if block.ndim == 4 else (1, 0)
-                out[s2:e2, s1:e1] = np.transpose(block, perm)
+            _place(out, gram_fn(f1, f2), s1, e1, s2, e2, x2 is None and j > i)
     return out
 
 
@@ -497,15 +497,17 @@ def _contract_leaves(j1, j2, outputs: str, K: int):
 
 @partial(jax.jit, static_argnums=(0, 1, 2))
 def _jacobian_block(apply_fn, outputs, K, params, x1b, x2b):
+    """One fused call: both blocks' Jacobians and their contraction (``x2b=None``: ``x1b``'s only)."""
     j1 = _per_example_jacobian(apply_fn, params, x1b)
     j2 = j1 if x2b is None else _per_example_jacobian(apply_fn, params, x2b)
     return _contract_leaves(j1, j2, outputs, K)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def _ntvp_block(apply_fn, outputs, K, params, x1b, x2b):
-    """Columns ``Theta(x1b, x2_j)`` as ``J(x1b) g`` for each per-example gradient ``g`` of ``x2b``."""
-    grads = _per_example_jacobian(apply_fn, params, x2b)  # leaves (b2, K, ...)
+_per_example_jacobian_jit = jax.jit(_per_example_jacobian, static_argnums=(0,))
+
+
+def _ntvp_columns(apply_fn, outputs, K, params, x1b, grads):
+    """``Theta(x1b, x2_j)`` as ``J(x1b) g`` for each per-example gradient ``g`` (leaves ``(b2, K, ...)``)."""
 
     def column(tangent):  # J(x1b) @ tangent: (b1, K)
         out = jax.jvp(lambda p: apply_fn(p, x1b), (params,), (tangent,))[1]
@@ -515,6 +517,15 @@ def _ntvp_block(apply_fn, outputs, K, params, x1b, x2b):
     if outputs == "mean":
         return jnp.einsum("jaia->ij", cols) / K
     return jnp.transpose(cols, (2, 0, 3, 1))
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _ntvp_block(apply_fn, outputs, K, params, x1b, x2b):
+    """One fused call: ``x2b``'s per-example gradients pushed through ``jvp`` on ``x1b``."""
+    return _ntvp_columns(apply_fn, outputs, K, params, x1b, _per_example_jacobian(apply_fn, params, x2b))
+
+
+_ntvp_columns_jit = jax.jit(_ntvp_columns, static_argnums=(0, 1, 2))
 
 
 def _count_params(params) -> int:
@@ -599,47 +610,61 @@ def empirical_ntk(
         chosen, rows, chunk = _choose_method(method, n_params, K, dtype.itemsize, batch_size, memory_budget)
         extra = () if outputs == "mean" else (K, K)
         if chosen == "jacobian":
-            out = _generic_blocks(
-                lambda a, b: _jacobian_block(apply_fn, outputs, K, p, a, b), x1, x2, rows, rows, dtype, extra
-            )
+            out = _jacobian_blocks(apply_fn, outputs, K, p, x1, x2, rows, dtype, extra)
         else:
-            out = _generic_blocks(
-                lambda a, b: _ntvp_block(apply_fn, outputs, K, p, a, b if b is not None else a),
-                x1, x2, rows, chunk, dtype, extra,
-            )
+            out = _ntvp_blocks(apply_fn, outputs, K, p, x1, x2, rows, chunk, dtype, extra)
     if x2 is None:
         out = _symmetrize(out)
     return _finite(out, f"empirical_ntk ({chosen})")
 
 
-def _generic_blocks(block_fn, x1, x2, rows1: int, rows2: int, dtype, extra_shape):
-    """Assemble ``block_fn(x1_block, x2_block)`` (padded blocks, one compilation per shape).
+def _place(out, block, s1, e1, s2, e2, mirror: bool):
+    block = np.asarray(block, np.float64)[: e1 - s1, : e2 - s2]
+    out[s1:e1, s2:e2] = block
+    if mirror:
+        out[s2:e2, s1:e1] = np.transpose(block, (1, 0, 3, 2) if block.ndim == 4 else (1, 0))
 
-    With ``x2 is None`` and equal block sizes, diagonal blocks pass ``None`` (one Jacobian) and only
-    blocks ``j >= i`` are computed, then mirrored.
+
+def _jacobian_blocks(apply_fn, outputs, K, p, x1, x2, rows, dtype, extra_shape):
+    """Jacobian contraction over row blocks (padded to one shape, so each function compiles once).
+
+    Each block pair is one fused call that computes both blocks' Jacobians and contracts them, so
+    at most two blocks' Jacobians are held. Recomputing a block's Jacobian per partner block costs
+    ``O(b P)`` against the ``O(b^2 P)`` contraction, and it measured faster than computing each
+    Jacobian once in its own call: fused, XLA lays the Jacobian out for the contraction instead of
+    transposing ``b x P`` numbers in and out of the default layout. With ``x2 is None`` only blocks
+    ``j >= i`` are computed (diagonal blocks from one Jacobian), then mirrored.
     """
-    n1 = x1.shape[0]
     sym = x2 is None
     xs2 = x1 if sym else x2
-    n2 = xs2.shape[0]
-    sym = sym and rows1 == rows2
-    rows1 = min(rows1, n1)
-    rows2 = min(rows2, n2)
-    if sym:
-        rows2 = rows1
+    n1, n2 = x1.shape[0], xs2.shape[0]
     out = np.empty((n1, n2) + extra_shape, np.float64)
-    b1 = _blocks(x1, rows1, dtype)
-    b2 = b1 if sym else _blocks(xs2, rows2, dtype)
-    for i, (s1, e1, xa) in enumerate(b1):
-        for j, (s2, e2, xb) in enumerate(b2):
+    blocks1 = _blocks(x1, min(rows, n1), dtype)
+    blocks2 = blocks1 if sym else _blocks(xs2, min(rows, n2), dtype)
+    for i, (s1, e1, xa) in enumerate(blocks1):
+        for j, (s2, e2, xb) in enumerate(blocks2):
             if sym and j < i:
                 continue
-            block = block_fn(xa, None if (sym and i == j) else xb)
-            block = np.asarray(block, np.float64)[: e1 - s1, : e2 - s2]
-            out[s1:e1, s2:e2] = block
-            if sym and j > i:
-                perm = (1, 0, 3, 2) if block.ndim == 4 else (1, 0)
-                out[s2:e2, s1:e1] = np.transpose(block, perm)
+            block = _jacobian_block(apply_fn, outputs, K, p, xa, None if (sym and i == j) else xb)
+            _place(out, block, s1, e1, s2, e2, sym and j > i)
+    return out
+
+
+def _ntvp_blocks(apply_fn, outputs, K, p, x1, x2, rows, chunk, dtype, extra_shape):
+    """NTK-vector products: per ``x2`` chunk, its gradients once, then ``jvp`` over the ``x1`` blocks."""
+    xs2 = x1 if x2 is None else x2
+    n1, n2 = x1.shape[0], xs2.shape[0]
+    if n1 <= rows and n2 <= chunk:
+        return np.asarray(
+            _ntvp_block(apply_fn, outputs, K, p, jnp.asarray(x1, dtype), jnp.asarray(xs2, dtype)), np.float64
+        )
+    out = np.empty((n1, n2) + extra_shape, np.float64)
+    blocks1 = _blocks(x1, min(rows, n1), dtype)
+    for s2, e2, xb in _blocks(xs2, min(chunk, n2), dtype):
+        grads = _per_example_jacobian_jit(apply_fn, p, xb)
+        for s1, e1, xa in blocks1:
+            _place(out, _ntvp_columns_jit(apply_fn, outputs, K, p, xa, grads), s1, e1, s2, e2, False)
+        del grads
     return out
 
 
