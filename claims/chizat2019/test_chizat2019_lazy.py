@@ -55,7 +55,7 @@ def _table(claim, runs, kind, quantity, title):
 
 
 @pytest.mark.claim(
-    "chizat2019-lazy-output-distance",
+    "chizat2019.lazy_output_distance",
     source=THEOREM,
     statement=(
         "With a centred model (h(w0) = 0) scaled by alpha and the loss by 1/alpha^2, the trained "
@@ -82,7 +82,7 @@ def test_output_distance_falls_like_one_over_alpha(claim, lazy_training):
 
 
 @pytest.mark.claim(
-    "chizat2019-lazy-weight-change",
+    "chizat2019.lazy_weight_change",
     source=THEOREM,
     statement=(
         "The weights of the centred alpha-scaled model move by O(1/alpha) over a fixed horizon: "
@@ -99,7 +99,7 @@ def test_weight_change_falls_like_one_over_alpha(claim, lazy_training):
 
 
 @pytest.mark.claim(
-    "chizat2019-lazy-weights-to-linearized",
+    "chizat2019.lazy_weights_to_linearized",
     source=THEOREM,
     statement=(
         "The weights of the centred alpha-scaled model and of its linearization, trained from the "
@@ -117,7 +117,7 @@ def test_weight_gap_falls_like_one_over_alpha_squared(claim, lazy_training):
 
 
 @pytest.mark.claim(
-    "chizat2019-lazy-uncentred",
+    "chizat2019.lazy_uncentred_control",
     source=("arXiv:1812.07956, Sec. 2: the lazy-training bounds assume h(w0) = 0 (the paper centres or "
             "zero-initialises the output; otherwise the scaled initial output alpha h(w0) grows with alpha)"),
     statement=(

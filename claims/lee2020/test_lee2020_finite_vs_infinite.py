@@ -29,7 +29,7 @@ def _ratio_in_unit_interval(claim, ratios, name):
 
 @pytest.mark.parametrize("which", ["narrow", "wide"])
 @pytest.mark.claim(
-    "lee2020-ensemble-closer",
+    "lee2020.ensemble_closer",
     source=(f"{PAPER}, Sec. 3 finding 'centering and ensembling finite networks both lead to more "
             "kernel-like performance' (abstract: 'centered and ensembled finite networks have reduced "
             "posterior variance and behave more similarly to infinite networks')"),
@@ -58,7 +58,7 @@ def test_ensemble_is_closer_to_the_kernel(claim, which, lee_finite_vs_kernel):
 
 @pytest.mark.parametrize("which", ["narrow", "wide"])
 @pytest.mark.claim(
-    "lee2020-centring-closer",
+    "lee2020.centring_closer",
     source=(f"{PAPER}, Sec. 3 finding 'centering and ensembling finite networks both lead to more "
             "kernel-like performance' (centring: the output at initialisation is subtracted during training)"),
     statement=(
@@ -92,7 +92,7 @@ RIDGE_QUICK = ("quick profile: depth-2 ReLU NTK, 256 training points on S^7 with
 
 
 @pytest.mark.claim(
-    "lee2020-ridge-matches-early-stopping-time",
+    "lee2020.ridge_matches_early_stopping_time",
     source=RIDGE_SOURCE,
     statement=(
         "For NTK regression trained by gradient flow on L = 1/(2n)||f - y||^2, the ridge rho*(t) whose "
@@ -119,7 +119,7 @@ def test_best_ridge_scales_like_inverse_time(claim, lee_ridge):
 
 
 @pytest.mark.claim(
-    "lee2020-ridge-test-error-tracks-early-stopping",
+    "lee2020.ridge_test_error_tracks_early_stopping",
     source=RIDGE_SOURCE,
     statement=(
         "The held-out error of ridge-regularized NTK regression at the best-matching ridge rho*(t) equals "
@@ -138,7 +138,7 @@ def test_ridge_test_error_tracks_early_stopping(claim, lee_ridge):
     predictions themselves differ by only 1-6% in norm. The held-out MSE (~0.01 against targets of
     variance ~1) is a small residual of the prediction, so a few-percent difference between the
     predictions is a 10-20% difference between the errors. The correspondence rho* ~ n/t itself
-    holds (``lee2020-ridge-matches-early-stopping-time``) and both error curves have the same
+    holds (``lee2020.ridge_matches_early_stopping_time``) and both error curves have the same
     U shape; 'the same held-out error within 5%' does not hold at this noise level.
     """
     with claim.stage("kernel regressions (ridge grid x early-stopping times)"):
@@ -156,7 +156,7 @@ def test_ridge_test_error_tracks_early_stopping(claim, lee_ridge):
 
 # ---------------------------------------------------------------------------- (c) float32
 @pytest.mark.claim(
-    "lee2020-float32-degrades-with-n",
+    "lee2020.float32_degrades_with_n",
     source=(f"{PAPER}, Sec. 3 finding 'floating point precision determines critical dataset size for "
             "success of kernel methods' (abstract: 'floating point precision limits kernel performance "
             "beyond a critical dataset size')"),

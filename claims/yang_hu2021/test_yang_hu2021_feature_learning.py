@@ -33,7 +33,7 @@ def _table(claim, r, kind, title):
 
 
 @pytest.mark.claim(
-    "yang-hu2021-ntp-features-freeze",
+    "yang_hu2021.ntp_features_freeze",
     source=SOURCE,
     statement=(
         "Under the NTK parametrization the last hidden layer's features change by Theta(width^-1/2) after "
@@ -54,7 +54,7 @@ def test_ntp_feature_change_falls_with_width(claim, feature_learning):
 
 
 @pytest.mark.claim(
-    "yang-hu2021-mup-features-move",
+    "yang_hu2021.mup_features_move",
     source=SOURCE,
     statement=(
         "Under the maximal update parametrization (muP) the last hidden layer's features change by "

@@ -1,0 +1,170 @@
+"""Jacot, Gabriel & Hongler (2018), *Neural Tangent Kernel* (arXiv:1806.07572): settings and shared work.
+
+``SETTINGS[profile]`` -- what each claim of ``claims/jacot2018/`` runs at. ``quick`` is sized for 2
+CPU cores; ``paper`` is the published scale (a GPU). The network of the paper's Fig. 1 is
+``L = 4`` layers (3 hidden), ReLU, NTK parameterization, ``beta = 0.1`` (the bias scale, our
+``b_std``) and weights N(0, 1) (our ``W_std = 1``).
+
+``convergence`` -- claim ``jacot2018.ntk_convergence`` (Theorem 1, Fig. 1):
+    ``depth``, ``activation``, ``W_std``, ``b_std``: the network (Fig. 1's).
+    ``n_circle``: inputs ``x_i = (cos g_i, sin g_i)`` on the unit circle (``data.circle``), as in Fig. 1.
+    ``widths``, ``seeds``: widths and independent initialisations per width (Fig. 1 shows widths
+    500 and 10000, ten networks each; quick spans 32..1024 with 24 seeds so the slope has a CI).
+``pd`` -- claims ``jacot2018.ntk_positive_definite`` and ``..._identity_control`` (Proposition 2):
+    ``n_points`` distinct points on the sphere S^(``dim`` - 1); the analytic Gram of a network of
+    ``depth`` hidden layers; ``margin``: the smallest eigenvalue must exceed
+    ``margin * n_points * eps_float64 * lambda_max`` (see the claim's docstring). No network is
+    trained: both profiles are the same.
+``decay`` -- claim ``jacot2018.residual_decay`` (Section 5, least-squares regression):
+    ``depth``, ``width``: the network trained (quick: one hidden layer, the smallest depth of
+    Proposition 2, so that a width of 4096 is cheap; paper: Fig. 1's depth at width 8192).
+    ``n``, ``dim``: training points on the sphere. ``top_k``: eigen-directions of Theta_inf tracked.
+    ``lr_fraction``: the step as a fraction of the critical rate 2n / lambda_max(Theta_inf), small so
+    that gradient descent follows gradient flow. ``horizon``: train until ``lambda_k t / n`` reaches
+    this (the k-th direction has decayed by e^-horizon). ``chunks``: checkpoints. ``seeds``:
+    networks.
+
+Everything expensive is computed once per session by the fixtures below and cached through
+``ntk_cache`` under a key that names every input (settings, seeds, inputs, model) and a digest of
+this file, so an edit of the recipe never returns a stale value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_ntk.verdicts import derive_seed
+
+SUITE = "jacot2018"
+RECIPE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+SETTINGS = {
+    "quick": {
+        "convergence": {"depth": 3, "activation": "relu", "W_std": 1.0, "b_std": 0.1, "n_circle": 8,
+                        "widths": [32, 64, 128, 256, 512, 1024], "seeds": 24},
+        "pd": {"depth": 3, "W_std": 1.0, "b_std": 0.1, "n_points": 64, "dim": 3, "margin": 100.0},
+        "decay": {"depth": 1, "width": 4096, "activation": "relu", "W_std": 1.0, "b_std": 0.1,
+                  "n": 16, "dim": 3, "top_k": 4, "lr_fraction": 0.05, "horizon": 3.0, "chunks": 8,
+                  "seeds": 3},
+    },
+    "paper": {
+        "convergence": {"depth": 3, "activation": "relu", "W_std": 1.0, "b_std": 0.1, "n_circle": 16,
+                        "widths": [125, 250, 500, 1000, 2000, 4000, 10000], "seeds": 32},
+        "pd": {"depth": 3, "W_std": 1.0, "b_std": 0.1, "n_points": 64, "dim": 3, "margin": 100.0},
+        "decay": {"depth": 3, "width": 8192, "activation": "relu", "W_std": 1.0, "b_std": 0.1,
+                  "n": 32, "dim": 3, "top_k": 4, "lr_fraction": 0.05, "horizon": 3.0, "chunks": 16,
+                  "seeds": 4},
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def jacot_settings(ntk_profile) -> dict:
+    """The active profile's settings (``SETTINGS`` above, with pyproject overrides for ``jacot2018``)."""
+    return ntk_profile.pick(SETTINGS, suite=SUITE)
+
+
+# ---------------------------------------------------------------------------- claim (a)
+def _convergence(settings: dict, base_seed: int) -> dict:
+    """Per (width, seed): ``||Theta_hat - Theta_inf||_F / ||Theta_inf||_F`` on the circle inputs."""
+    import jax
+
+    from pytest_ntk import data
+    from pytest_ntk.empirical import monte_carlo_kernels
+    from pytest_ntk.nets import FullyConnected
+
+    s = settings
+    x, angle = data.circle(s["n_circle"], derive_seed(base_seed, "jacot2018.ntk_convergence/inputs"))
+    limit = FullyConnected(s["depth"], 1, s["activation"], W_std=s["W_std"], b_std=s["b_std"]).ntk(x)
+    norm = np.linalg.norm(limit)
+    distances, spreads = [], []
+    for width in s["widths"]:
+        model = FullyConnected(s["depth"], width, s["activation"], W_std=s["W_std"], b_std=s["b_std"])
+        key = jax.random.PRNGKey(derive_seed(base_seed, "jacot2018.ntk_convergence", width))
+        mc = monte_carlo_kernels(model, key, x, n_samples=s["seeds"], dtype=np.float64, keep_samples=True)
+        distances.append(np.linalg.norm(mc.ntk_samples - limit, axis=(1, 2)) / norm)
+        spreads.append(mc.relative_spread("ntk"))
+    return {"x": x, "angle": angle, "limit": limit, "widths": np.asarray(s["widths"]),
+            "distances": np.stack(distances), "spreads": np.asarray(spreads)}
+
+
+@pytest.fixture(scope="session")
+def ntk_convergence(jacot_settings, ntk_seed, ntk_cache) -> dict:
+    """Relative distances of empirical NTKs to the analytic limit, (len(widths), seeds); cached."""
+    s = jacot_settings["convergence"]
+    key = {"suite": SUITE, "what": "ntk_convergence", "recipe": RECIPE, "settings": s, "seed": ntk_seed}
+    return ntk_cache.get_or_compute(key, lambda: _convergence(s, ntk_seed), name="jacot2018_convergence")
+
+
+# ---------------------------------------------------------------------------- claim (c)
+def _decay(settings: dict, base_seed: int) -> dict:
+    r"""Train ``seeds`` wide networks by full-batch gradient descent and record their residuals.
+
+    Targets: with ``V`` the top-``k`` unit eigenvectors of the analytic ``Theta_inf`` on ``x``, each
+    network ``s`` gets ``y_s = f_s(x; theta_0) - V 1`` so that its initial residual
+    ``r_s(0) = f_s(0) - y_s = V 1`` has coefficient exactly 1 along each tracked direction and 0
+    elsewhere. Gradient descent on ``1/(2n) ||f - y||^2`` at ``lr`` for ``chunks`` equal chunks of
+    steps (training is restarted from the weights reached, which is exact for full-batch gradient
+    descent without momentum), recording ``f(x)`` after each chunk.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from pytest_ntk import data, predict
+    from pytest_ntk.empirical import fc_empirical_ntk
+    from pytest_ntk.nets import FullyConnected
+    from pytest_ntk.numerics import x64
+    from pytest_ntk.train import train
+
+    s = settings
+    x = data.sphere(s["n"], s["dim"], derive_seed(base_seed, "jacot2018.residual_decay/inputs"))
+    n = x.shape[0]
+    limit_model = FullyConnected(s["depth"], 1, s["activation"], W_std=s["W_std"], b_std=s["b_std"])
+    theta_inf = limit_model.ntk(x)
+    lam, vecs = np.linalg.eigh(theta_inf)
+    lam, vecs = lam[::-1], vecs[:, ::-1]
+    k = s["top_k"]
+    V = vecs[:, :k]
+    r0 = V.sum(axis=1)
+    lr = s["lr_fraction"] * predict.critical_lr(theta_inf)
+    total_steps = s["horizon"] * n / (lr * lam[k - 1])
+    chunk = int(math.ceil(total_steps / s["chunks"]))
+    steps = chunk * np.arange(s["chunks"] + 1)
+
+    model = FullyConnected(s["depth"], s["width"], s["activation"], W_std=s["W_std"], b_std=s["b_std"])
+    seeds = [derive_seed(base_seed, "jacot2018.residual_decay", i + 1) for i in range(s["seeds"])]
+    residuals, linear, thetas = [], [], []
+    for seed in seeds:
+        with x64():
+            params0 = model.init(jax.random.PRNGKey(seed), x.shape[1], jnp.float64)
+            f0 = np.asarray(model.apply(params0, jnp.asarray(x)), np.float64)
+        y = f0 - r0
+        theta0 = fc_empirical_ntk(model, params0, x, dtype=np.float64)
+        path = [f0 - y]
+        params = params0
+        for _ in range(s["chunks"]):
+            res = train(model, x, y, seeds=[seed], steps=chunk, lr=lr, dtype=np.float64, params=params)
+            params = res.params
+            path.append(res.f_train[0] - y)
+        residuals.append(np.stack(path))
+        # the linearized model's gradient descent from the same init, in closed form on Theta_hat_0
+        f_lin, _ = predict.gradient_descent_mse(theta0, y, None, lr * steps, lr=lr, f0_train=f0)
+        linear.append(f_lin - y)
+        thetas.append(theta0)
+    return {"x": x, "theta_inf": theta_inf, "eigenvalues": lam, "V": V, "lr": float(lr),
+            "steps": steps, "times": lr * steps, "seeds": np.asarray(seeds),
+            "residuals": np.stack(residuals), "linear_residuals": np.stack(linear),
+            "theta0": np.stack(thetas)}
+
+
+@pytest.fixture(scope="session")
+def residual_decay_runs(jacot_settings, ntk_seed, ntk_cache) -> dict:
+    """Residual trajectories of the trained networks and of their linearizations; cached."""
+    s = jacot_settings["decay"]
+    key = {"suite": SUITE, "what": "residual_decay", "recipe": RECIPE, "settings": s, "seed": ntk_seed}
+    return ntk_cache.get_or_compute(key, lambda: _decay(s, ntk_seed), name="jacot2018_decay")

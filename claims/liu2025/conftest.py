@@ -1,0 +1,630 @@
+"""The audit of Liu, Tai, Crandall & Huang (2025), arXiv:2501.10929: settings and shared computations.
+
+The paper's one experiment (``/work/shared/paper-liu2025.md``; public code ``howardhi/NTK-Issues``,
+``15d_ntkb1_par.py``) runs 50 trials. Per trial: 1000 inputs ``x`` in d = 15 (coordinates
+uniform(-5, 7), rows scaled to unit norm), targets ``y ~ N(0, K)`` with ``K`` the published NTKB1
+Gram, a random 670/330 split (:func:`pytest_ntk.data.liu2025_sphere`). Eleven predictors are
+scored by test RMSE: two trained networks (NN1, NN2) and kernel regression ``K_* K^{-1} y`` with
+nine kernels (:mod:`pytest_ntk.kernels.liu2025`).
+
+Everything the claims share is computed here, once per session, through ``ntk_cache`` (memory,
+then disk): a warm run reads every trained network and every RMSE table back bit for bit. Every
+cache key holds the settings, the seeds, the data spec and a digest of this file, so editing this
+file recomputes everything.
+
+The published protocol, transcribed into the engine's conventions
+---------------------------------------------------------------
+- Networks (NTK parameterization, every weight and bias N(0, 1), ReLU, scalar output):
+  NN1 = ``FullyConnected(1, width)``, NN2 = ``FullyConnected(2, width)``; the published Keras
+  models (``Rescaling(1/sqrt(fan_in))`` before each ``Dense``, unscaled biases) are exactly these.
+- Loss and step: Keras' ``"mse"`` is ``mean((f - y)^2)`` without the factor 1/2 of the engine's
+  ``1/(2B) sum (f - y)^2`` (:mod:`pytest_ntk.train`), so Keras' SGD step with learning rate 0.002 is
+  the engine's step with ``lr = 0.004`` (``sgd_lr``).
+- Validation split: Keras' ``validation_split=0.3`` keeps the first
+  ``floor(670 * (1 - 0.3)) = 468`` training points for fitting (in floating point
+  ``670 * 0.7 = 468.99999999999994``) and only monitors the last 202. The kernels use all 670.
+- Minibatches: Keras shuffles the 468 points every epoch and takes ``ceil(468/8) = 59`` batches, the
+  last of 4 points. The engine takes ``468 // 8 = 58`` full batches and leaves out 4 points (a
+  different 4 every epoch). This is the only deviation from the published loop: 58 instead of 59
+  steps per epoch, every step with the same normalisation.
+- Kernel regression: the published code uses ``K_* inv(K) y`` (explicit inverse, no ridge). The
+  engine path here is a Cholesky solve of the same system (scipy ``cho_factor``/``cho_solve``; LAPACK's
+  ``dpocon`` gives each solve's 1-norm condition estimate). ``test_liu2025_table.py`` checks it
+  against an explicit-inverse transcription of the published formulas. The RMSE is
+  ``sqrt(mean((y_test - prediction)^2))`` and the table's SE is ``np.std(rmse) / sqrt(trials)``
+  (``ddof = 0``), both as published.
+
+SETTINGS (per profile; ``ntk_profile.pick(SETTINGS, suite="liu2025")``)
+------------------------------------------------------------------------
+``trials, n, d, n_train``  the kernel rows' trials and data: always the paper's 50 x (1000, 15, 670)
+``reference_trials``       trials 0..R-1 on which the independent reference of the table runs
+``nn_trials``              trials on which NN1 and NN2 are trained (the first ``nn_trials``)
+``nn_width``               width of every hidden layer of NN1/NN2 (published: 10,000)
+``nn_epochs``              (NN1, NN2) SGD epochs (published: 3000, 6000)
+``sgd_batch, sgd_lr``      8 and 0.004 (= Keras' 0.002 on its un-halved MSE)
+``validation_split``       0.3: the networks fit the first 468 of the 670 training points
+``nn_dtype``               float32 (as Keras)
+``gd_trials``              trials of the protocol variants (the first ``gd_trials``; <= nn_trials)
+``gd_steps, gd_lr_fraction`` full-batch GD: steps and ``lr = fraction * 2n / lambda_max`` of the
+                           network's analytic NTK on the 670 points (the same rate for every width)
+``ensemble``               members of the centred ensembles (protocol)
+``eq_n_train``             training points of the equivalence runs (the first of trial 0's 670)
+``eq_widths, eq_seeds, eq_steps, eq_lr_fraction``  widths, initialisations, GD steps and rate there
+``limit_n``                inputs (the first of trial 0's 1000) for the empirical kernels
+``limit_widths, limit_samples``  widths and initialisations of the seed-averaged empirical kernels
+
+``quick`` keeps the kernel rows at the paper's full size and scales the networks down: width 256
+instead of 10,000, 150/300 SGD epochs instead of 3000/6000 (same batch and step), 6 trials
+instead of 50. ``paper`` is the published protocol unchanged (sized for a GPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SETTINGS = {
+    "quick": {
+        "trials": 50, "n": 1000, "d": 15, "n_train": 670,
+        "reference_trials": 10,
+        "nn_trials": 6, "nn_width": 256, "nn_epochs": (150, 300),
+        "sgd_batch": 8, "sgd_lr": 0.004, "validation_split": 0.3, "nn_dtype": "float32",
+        "gd_trials": 6, "gd_steps": 300, "gd_lr_fraction": 0.5, "ensemble": 4,
+        "eq_n_train": 200, "eq_widths": (128, 512, 2048), "eq_seeds": 4, "eq_steps": 300,
+        "eq_lr_fraction": 0.5,
+        "limit_n": 48, "limit_widths": (128, 512, 2048), "limit_samples": 16,
+    },
+    "paper": {
+        "trials": 50, "n": 1000, "d": 15, "n_train": 670,
+        "reference_trials": 50,
+        "nn_trials": 50, "nn_width": 10_000, "nn_epochs": (3000, 6000),
+        "sgd_batch": 8, "sgd_lr": 0.004, "validation_split": 0.3, "nn_dtype": "float32",
+        "gd_trials": 20, "gd_steps": 10_000, "gd_lr_fraction": 0.5, "ensemble": 4,
+        "eq_n_train": 670, "eq_widths": (500, 2000, 10_000), "eq_seeds": 8, "eq_steps": 5000,
+        "eq_lr_fraction": 0.5,
+        "limit_n": 100, "limit_widths": (500, 2000, 10_000), "limit_samples": 64,
+    },
+}
+
+SUITE = "liu2025"
+#: the paper's width, for extrapolations
+PAPER_WIDTH = 10_000
+#: the protocol variants, cumulative: each adds one change to the one before (test_liu2025_protocol.py)
+VARIANTS = ("published", "all_points", "full_batch", "centred", "ensemble")
+#: kernel families with a depth-1 and a depth-2 member
+FAMILIES = ("NTKA", "NTKJ", "NTKB")
+FORMS = ("published", "corrected")
+
+# Part of every cache key: an edit of this file invalidates everything computed from it.
+_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+# ============================================================================ collection
+def _collection_settings(config) -> dict:
+    """The active profile's settings at collection time (the plugin resolves the same profile).
+
+    The width grids of two claims are parametrized from the profile, before any fixture exists.
+    """
+    from pytest_ntk.profiles import load_profiles
+
+    name = config.getoption("ntk_profile") or config.getini("ntk_profile") or "quick"
+    profiles = load_profiles(Path(config.rootpath) / "pyproject.toml")
+    return profiles[name].pick(SETTINGS, suite=SUITE)
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("claim")
+    if marker is None or not marker.args:
+        return
+    if marker.args[0] == "liu2025.equivalence" and "width" in metafunc.fixturenames:
+        s = _collection_settings(metafunc.config)
+        metafunc.parametrize("width", [*s["eq_widths"], "trend"])
+
+
+# ============================================================================ helpers
+def _openblas_thread_controls() -> list[tuple]:
+    """``(get, set)`` thread-count functions of every OpenBLAS that numpy and scipy have loaded."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:  # not Linux: leave BLAS alone
+        return []
+    controls = []
+    for path in sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for suffix in ("64_", ""):
+            for prefix in ("scipy_openblas", "openblas"):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    get.restype = ctypes.c_int
+                    set_.argtypes = [ctypes.c_int]
+                    controls.append((get, set_))
+                    break
+            else:
+                continue
+            break
+    return controls
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run numpy/scipy's dense linear algebra on one thread, then restore the thread counts.
+
+    The suite's solves are n = 670 (a Cholesky is ~3 ms on one core). On a machine whose cores are
+    shared, multi-threaded OpenBLAS spin-waits for its busy threads and the same solve took 30-100x
+    longer (measured: 191 s instead of 19 s for the kernel rows). No effect on the numbers beyond
+    rounding-order changes inside LAPACK; a no-op where no OpenBLAS is found.
+    """
+    controls = _openblas_thread_controls()
+    saved = [get() for get, _ in controls]
+    for _, set_ in controls:
+        set_(1)
+    try:
+        yield
+    finally:
+        for (_, set_), n in zip(controls, saved):
+            set_(n)
+
+
+def rms(a, axis=None):
+    """Root mean square (the paper's RMSE when ``a`` is a residual)."""
+    a = np.asarray(a, np.float64)
+    return np.sqrt(np.mean(a * a, axis=axis))
+
+
+def published_se(values) -> float:
+    """The published table's standard error: ``np.std(values) / sqrt(len(values))`` (ddof = 0)."""
+    v = np.asarray(values, np.float64)
+    return float(np.std(v) / math.sqrt(v.size))
+
+
+def cholesky_regression(k_full, trial) -> tuple[float, float]:
+    """Test RMSE of kernel regression ``K_* K^{-1} y`` on one trial, and the 1-norm condition estimate.
+
+    ``k_full`` is the (n, n) Gram matrix of all of the trial's inputs; ``K`` = its train/train
+    block, ``K_*`` its test/train block. Solved by Cholesky (scipy); the condition number is LAPACK's
+    ``dpocon`` estimate of ``||K||_1 ||K^{-1}||_1`` from the factor (O(n^2)). A matrix that is not
+    numerically positive definite raises :class:`pytest_ntk.errors.IllConditionedKernel`.
+    """
+    import scipy.linalg
+    from scipy.linalg import lapack
+
+    from pytest_ntk.errors import IllConditionedKernel
+
+    tr, te = trial.train_idx, trial.test_idx
+    k = np.ascontiguousarray(k_full[np.ix_(tr, tr)])
+    ks = k_full[np.ix_(te, tr)]
+    try:
+        c, lower = scipy.linalg.cho_factor(k, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        raise IllConditionedKernel(math.inf, 0.0, what="a kernel's train/train block (Cholesky failed)") from None
+    rcond, info = lapack.dpocon(c, float(np.abs(k).sum(axis=0).max()), uplo="L")
+    cond = math.inf if info != 0 or rcond <= 0 else 1.0 / rcond
+    alpha = scipy.linalg.cho_solve((c, lower), trial.y_train, check_finite=False)
+    return float(rms(trial.y_test - ks @ alpha)), float(cond)
+
+
+@dataclass(frozen=True)
+class Centred:
+    """``g(p, x) = f(p["theta"], x) - f(p["theta0"], x)``: a network minus its own initial function.
+
+    ``theta0`` sits behind ``jax.lax.stop_gradient``, so its gradient is zero and it never moves;
+    trained from ``theta = theta0`` this is the network trained with centred outputs: ``g`` starts at
+    exactly 0 and its gradient, hence its NTK, is the network's. (Equivalently: the plain network
+    trained on the targets ``y + f(theta0)``.) Hashable with ``init``/``apply``, for
+    :func:`pytest_ntk.train.train`; pass the initial parameters explicitly (:func:`centred_params`).
+    """
+
+    net: object  # a FullyConnected
+
+    def init(self, key, in_dim, dtype=None):
+        import jax.numpy as jnp
+
+        p = self.net.init(key, in_dim, dtype or jnp.float32)
+        return {"theta": p, "theta0": p}
+
+    def apply(self, p, x):
+        import jax
+
+        return self.net.apply(p["theta"], x) - jax.lax.stop_gradient(self.net.apply(p["theta0"], x))
+
+    def describe(self):
+        return {"kind": "Centred", "net": self.net.describe()}
+
+
+def centred_params(net, seeds, in_dim, dtype):
+    """Initial parameters of :class:`Centred` stacked over ``seeds``: ``theta = theta0`` = the
+    network's own initialisation ``net.init(PRNGKey(seed))`` (what :func:`pytest_ntk.train.train`
+    draws for the plain network with the same seed). :func:`train` copies every leaf."""
+    import jax
+
+    keys = jax.numpy.stack([jax.random.PRNGKey(int(s)) for s in seeds])
+    p = jax.jit(jax.vmap(lambda k: net.init(k, in_dim, dtype)))(keys)
+    return {"theta": p, "theta0": p}
+
+
+# ============================================================================ the audit's computations
+class Audit:
+    """The suite's shared computations, each cached (``ntk_cache``) under a key of everything it depends on."""
+
+    def __init__(self, settings: dict, cache, base_seed: int, profile: str):
+        if settings["gd_trials"] > settings["nn_trials"]:
+            raise ValueError(f"liu2025 settings: gd_trials={settings['gd_trials']} must be <= "
+                             f"nn_trials={settings['nn_trials']} (the variants share the published networks)")
+        if settings["reference_trials"] > settings["trials"] or settings["nn_trials"] > settings["trials"]:
+            raise ValueError("liu2025 settings: reference_trials and nn_trials must be <= trials")
+        self.s = settings
+        self.cache = cache
+        self.base_seed = int(base_seed)
+        self.profile = profile
+
+    def cached(self, key, compute, name: str):
+        """``ntk_cache.get_or_compute`` with the computation's dense linear algebra on one BLAS thread."""
+
+        def run():
+            with single_threaded_blas():
+                return compute()
+
+        return self.cache.get_or_compute(key, run, name=name)
+
+    # ------------------------------------------------------------------ seeds and data
+    def _seed(self, stream: str, i: int) -> int:
+        from pytest_ntk.verdicts import derive_seed
+
+        return derive_seed(self.base_seed, f"{SUITE}/{stream}", i)
+
+    @cached_property
+    def trial_seeds(self) -> list[int]:
+        return [self._seed("trial", i) for i in range(self.s["trials"])]
+
+    def net_seed(self, i: int, depth: int) -> int:
+        """Initialisation of NN``depth`` on trial ``i``, shared by every protocol variant (paired)."""
+        return self._seed(f"nn{depth}", i)
+
+    def ensemble_seeds(self, i: int, depth: int) -> list[int]:
+        """The centred ensemble's members; the first is :meth:`net_seed` (the single network's init)."""
+        return [self.net_seed(i, depth)] + [self._seed(f"nn{depth}/trial{i}/member", k)
+                                            for k in range(1, self.s["ensemble"])]
+
+    @cached_property
+    def data_spec(self) -> dict:
+        s = self.s
+        return {"generator": "pytest_ntk.data.liu2025_sphere", "n": s["n"], "d": s["d"],
+                "n_train": s["n_train"], "as_published": True}
+
+    def trial(self, i: int):
+        return _trial(self.trial_seeds[i], self.s["n"], self.s["d"], self.s["n_train"])
+
+    @property
+    def n_fit(self) -> int:
+        """Points Keras fits with ``validation_split``: ``floor(n_train * (1 - split))`` (468)."""
+        return int(math.floor(self.s["n_train"] * (1.0 - self.s["validation_split"])))
+
+    def _key(self, what: str, **extra) -> dict:
+        return {"suite": SUITE, "code": _CODE, "what": what, "data": self.data_spec, **extra}
+
+    def net(self, depth: int, width: int | None = None):
+        from pytest_ntk.nets import FullyConnected
+
+        return FullyConnected(depth, int(width or self.s["nn_width"]), "relu", 1.0, 1.0, "ntk")
+
+    # ------------------------------------------------------------------ kernel rows (always 50 trials)
+    def kernel_rmse(self) -> dict:
+        """Test RMSE of the nine kernels, published and corrected, on every trial (Cholesky solves).
+
+        ``{"published": {name: (trials,)}, "corrected": {...}, "cond1_published": {...},
+        "cond1_corrected": {...}, "rms_y_test": (trials,)}``; the zero predictor's RMSE is
+        ``rms_y_test``.
+        """
+        from pytest_ntk.kernels import liu2025
+
+        names = liu2025.KERNEL_NAMES
+        T = self.s["trials"]
+
+        def compute():
+            out = {f: {k: np.zeros(T) for k in names} for f in FORMS}
+            cond = {f"cond1_{f}": {k: np.zeros(T) for k in names} for f in FORMS}
+            rms_y = np.zeros(T)
+            for i in range(T):
+                tr = self.trial(i)
+                rms_y[i] = rms(tr.y_test)
+                for form in FORMS:
+                    grams = liu2025.all_kernels(tr.x, as_published=form == "published", names=names)
+                    for name, k in grams.items():
+                        out[form][name][i], cond[f"cond1_{form}"][name][i] = cholesky_regression(k, tr)
+                    del grams
+            return {**out, **cond, "rms_y_test": rms_y}
+
+        key = self._key("kernel regression RMSE, nine kernels, both forms", trial_seeds=self.trial_seeds,
+                        names=list(names), solve="cholesky+dpocon")
+        return self.cached(key, compute, name="liu2025_kernel_rmse")
+
+    def own_kernel_rmse(self) -> dict:
+        """Kernel regression RMSE with the trained networks' own infinite-width kernels, on the NN trials.
+
+        ``{"NN1 NTK": (nn_trials,), "NN1 NNGP": ..., "NN2 NTK": ..., "NN2 NNGP": ...}``: the analytic
+        NTK and NNGP of ``FullyConnected(depth, width)`` (NTK parameterization; width does not enter).
+        """
+        from pytest_ntk.kernels import analytic
+
+        T = self.s["nn_trials"]
+
+        def compute():
+            out = {f"NN{d} {k}": np.zeros(T) for d in (1, 2) for k in ("NTK", "NNGP")}
+            for i in range(T):
+                tr = self.trial(i)
+                for depth in (1, 2):
+                    nngp, ntk = analytic.nngp_and_ntk(self.net(depth), tr.x)
+                    out[f"NN{depth} NTK"][i] = cholesky_regression(ntk, tr)[0]
+                    out[f"NN{depth} NNGP"][i] = cholesky_regression(nngp, tr)[0]
+            return out
+
+        key = self._key("own analytic kernels' regression RMSE", trial_seeds=self.trial_seeds[:T],
+                        nets=[self.net(1), self.net(2)])
+        return self.cached(key, compute, name="liu2025_own_kernel_rmse")
+
+    # ------------------------------------------------------------------ trained networks
+    def sgd_run(self, variant: str, depth: int, i: int) -> dict:
+        """NN``depth`` trained by SGD on trial ``i`` as published (``variant="published"``: the 468
+        points left by the validation split) or on all 670 training points (``"all_points"``).
+
+        Returns the outputs at initialisation and after training on the fitted and the test points,
+        the loss curve, ``lr`` and ``steps`` (flow time ``t = lr * steps``).
+        """
+        import jax.numpy as jnp
+
+        from pytest_ntk import train
+
+        s = self.s
+        if variant not in ("published", "all_points"):
+            raise ValueError(f"variant must be 'published' or 'all_points', got {variant!r}")
+        tr = self.trial(i)
+        n_fit = self.n_fit if variant == "published" else s["n_train"]
+        model = self.net(depth)
+        seed = self.net_seed(i, depth)
+        epochs = int(s["nn_epochs"][depth - 1])
+        per_epoch = n_fit // s["sgd_batch"]
+
+        def compute():
+            r = train.train(model, tr.x_train[:n_fit], tr.y_train[:n_fit], seeds=[seed], epochs=epochs,
+                            lr=s["sgd_lr"], batch_size=s["sgd_batch"], x_eval=tr.x_test,
+                            record_every=per_epoch * max(1, epochs // 30), dtype=jnp.dtype(s["nn_dtype"]))
+            return {"f_test": r.f_test[0], "f0_test": r.f0_test[0], "f_train": r.f_train[0],
+                    "f0_train": r.f0_train[0], "losses": r.losses[0], "final_loss": float(r.final_loss[0]),
+                    "lr": float(r.lr), "steps": int(r.steps), "n_fit": n_fit}
+
+        key = self._key("SGD-trained network", variant=variant, model=model, trial_seed=self.trial_seeds[i],
+                        n_fit=n_fit, seed=seed, epochs=epochs, lr=s["sgd_lr"], batch=s["sgd_batch"],
+                        dtype=s["nn_dtype"])
+        return self.cached(key, compute, name="liu2025_sgd")
+
+    def nn_rmse(self, variant: str = "published") -> dict:
+        """``{1: (nn_trials,), 2: (nn_trials,)}`` test RMSE of the SGD-trained NN1/NN2."""
+        return {d: np.array([rms(self.sgd_run(variant, d, i)["f_test"] - self.trial(i).y_test)
+                             for i in range(self.s["nn_trials"])]) for d in (1, 2)}
+
+    def gd_lr(self, depth: int, i: int) -> float:
+        """``gd_lr_fraction * 2n / lambda_max`` of NN``depth``'s analytic NTK on trial ``i``'s 670 points."""
+        from pytest_ntk import predict
+
+        tr = self.trial(i)
+        with single_threaded_blas():
+            return self.s["gd_lr_fraction"] * predict.critical_lr(self.net(depth).ntk(tr.x_train))
+
+    def gd_run(self, depth: int, i: int) -> dict:
+        """Full-batch GD on all 670 training points of trial ``i``: NN``depth`` from :meth:`net_seed`
+        (``single_*``) and the centred ensemble of :meth:`ensemble_seeds` (``centred_f_test``,
+        (ensemble, 330)), same rate and steps; ``t = lr * steps``."""
+        import jax.numpy as jnp
+
+        from pytest_ntk import train
+
+        s = self.s
+        tr = self.trial(i)
+        model = self.net(depth)
+        seeds = self.ensemble_seeds(i, depth)
+        lr = self.gd_lr(depth, i)
+        steps = int(s["gd_steps"])
+        dtype = jnp.dtype(s["nn_dtype"])
+
+        def compute():
+            rec = max(1, steps // 30)
+            single = train.train(model, tr.x_train, tr.y_train, seeds=seeds[:1], steps=steps, lr=lr,
+                                 x_eval=tr.x_test, record_every=rec, dtype=dtype)
+            centred = train.train(Centred(model), tr.x_train, tr.y_train, seeds=seeds, steps=steps, lr=lr,
+                                  params=centred_params(model, seeds, s["d"], dtype), x_eval=tr.x_test,
+                                  record_every=rec, dtype=dtype)
+            if np.any(centred.f0_train != 0) or np.any(centred.f0_test != 0):
+                raise AssertionError("the centred network does not start at exactly 0")
+            return {"single_f_test": single.f_test[0], "single_f0_test": single.f0_test[0],
+                    "single_f0_train": single.f0_train[0], "single_losses": single.losses[0],
+                    "centred_f_test": centred.f_test, "centred_losses": centred.losses,
+                    "lr": float(lr), "steps": steps}
+
+        key = self._key("full-batch GD, single and centred ensemble", model=model,
+                        trial_seed=self.trial_seeds[i], seeds=seeds, steps=steps, lr=lr, dtype=s["nn_dtype"])
+        return self.cached(key, compute, name="liu2025_gd")
+
+    # ------------------------------------------------------------------ protocol variants
+    def protocol(self) -> dict:
+        """Per variant (:data:`VARIANTS`), on the first ``gd_trials`` trials, for depths 1 and 2 (columns):
+
+        - ``nn[v]`` (T, 2): the trained network's (or ensemble's) test RMSE;
+        - ``kt[v]`` (T, 2): the test RMSE of the network's own analytic NTK's prediction for that
+          training: gradient flow (SGD variants, ``t = lr * steps``) or gradient descent (GD variants,
+          same ``lr`` and steps) on the same training points, including the network's own initial
+          output ``f0`` (single networks) or without it (centred networks and their ensemble);
+        - ``kinf`` (T, 2): kernel regression (t = infinity, all 670 points) with the own NTK -- the
+          paper's comparison with the right kernel.
+        """
+        from pytest_ntk import predict
+
+        T = self.s["gd_trials"]
+        nf = self.n_fit
+
+        def compute():
+            nn = {v: np.zeros((T, 2)) for v in VARIANTS}
+            kt = {v: np.zeros((T, 2)) for v in VARIANTS}
+            kinf = np.zeros((T, 2))
+            for i in range(T):
+                tr = self.trial(i)
+                for c, depth in enumerate((1, 2)):
+                    net = self.net(depth)
+                    th = net.ntk(tr.x_train)
+                    ths = net.ntk(tr.x_test, tr.x_train)
+                    kinf[i, c] = rms(predict.kernel_regression(th, tr.y_train, ths) - tr.y_test)
+                    # SGD, published: 468 points, gradient flow at t = lr * steps, with f0
+                    r = self.sgd_run("published", depth, i)
+                    _, p = predict.gradient_descent_mse(th[:nf, :nf], tr.y_train[:nf], ths[:, :nf],
+                                                        r["lr"] * r["steps"], f0_train=r["f0_train"],
+                                                        f0_test=r["f0_test"])
+                    nn["published"][i, c] = rms(r["f_test"] - tr.y_test)
+                    kt["published"][i, c] = rms(p - tr.y_test)
+                    # SGD, all 670 points
+                    r = self.sgd_run("all_points", depth, i)
+                    _, p = predict.gradient_descent_mse(th, tr.y_train, ths, r["lr"] * r["steps"],
+                                                        f0_train=r["f0_train"], f0_test=r["f0_test"])
+                    nn["all_points"][i, c] = rms(r["f_test"] - tr.y_test)
+                    kt["all_points"][i, c] = rms(p - tr.y_test)
+                    # full-batch GD: column 0 with the single network's f0, column 1 centred (f0 = 0)
+                    g = self.gd_run(depth, i)
+                    y2 = np.stack([tr.y_train, tr.y_train], axis=1)
+                    f0 = np.stack([g["single_f0_train"], np.zeros(tr.n_train)], axis=1)
+                    f0s = np.stack([g["single_f0_test"], np.zeros(tr.n_test)], axis=1)
+                    _, p2 = predict.gradient_descent_mse(th, y2, ths, g["lr"] * g["steps"], lr=g["lr"],
+                                                         f0_train=f0, f0_test=f0s)
+                    nn["full_batch"][i, c] = rms(g["single_f_test"] - tr.y_test)
+                    kt["full_batch"][i, c] = rms(p2[:, 0] - tr.y_test)
+                    nn["centred"][i, c] = rms(g["centred_f_test"][0] - tr.y_test)
+                    kt["centred"][i, c] = rms(p2[:, 1] - tr.y_test)
+                    nn["ensemble"][i, c] = rms(np.mean(g["centred_f_test"], axis=0) - tr.y_test)
+                    kt["ensemble"][i, c] = kt["centred"][i, c]
+            return {"nn": nn, "kt": kt, "kinf": kinf}
+
+        s = self.s
+        key = self._key("protocol variants", trial_seeds=self.trial_seeds[:T],
+                        settings={k: s[k] for k in ("nn_width", "nn_epochs", "sgd_batch", "sgd_lr",
+                                                    "validation_split", "nn_dtype", "gd_steps",
+                                                    "gd_lr_fraction", "ensemble")},
+                        seeds=[self.ensemble_seeds(i, d) for i in range(T) for d in (1, 2)])
+        return self.cached(key, compute, name="liu2025_protocol")
+
+    # ------------------------------------------------------------------ equivalence
+    def equivalence(self, width: int) -> dict:
+        """NN1 at ``width`` trained by full-batch GD on the first ``eq_n_train`` of trial 0's training
+        points (``eq_seeds`` initialisations, plain and centred), against the analytic NTK's GD
+        prediction at the same ``lr`` and steps. Gaps are RMS over the 330 test points, divided by
+        the test RMSE of the f0-free NTK prediction (``rmse_kernel``):
+
+        - ``single`` (seeds,): ``f_s - [f0_s + Theta_* Theta^{-1} (I - (I - lr Theta/n)^steps)(y - f0_s)]``;
+        - ``ensemble``: the same for the mean over seeds of both;
+        - ``centred`` (seeds,): ``g_s - Theta_* Theta^{-1} (I - (I - lr Theta/n)^steps) y`` with ``g = f - f0``
+          trained as such (:class:`Centred`).
+        """
+        import jax.numpy as jnp
+
+        from pytest_ntk import predict, train
+
+        s = self.s
+        tr = self.trial(0)
+        n = int(s["eq_n_train"])
+        x, y = tr.x_train[:n], tr.y_train[:n]
+        model = self.net(1, width)
+        seeds = [self._seed("equivalence", k) for k in range(s["eq_seeds"])]
+        th = model.ntk(x)
+        ths = model.ntk(tr.x_test, x)
+        with single_threaded_blas():
+            lr = s["eq_lr_fraction"] * predict.critical_lr(th)
+        steps = int(s["eq_steps"])
+        dtype = jnp.dtype(s["nn_dtype"])
+
+        def compute():
+            rec = max(1, steps // 30)
+            plain = train.train(model, x, y, seeds=seeds, steps=steps, lr=lr, x_eval=tr.x_test,
+                                record_every=rec, dtype=dtype)
+            cen = train.train(Centred(model), x, y, seeds=seeds, steps=steps, lr=lr, x_eval=tr.x_test,
+                              params=centred_params(model, seeds, s["d"], dtype), record_every=rec, dtype=dtype)
+            if np.any(cen.f0_train != 0) or np.any(cen.f0_test != 0):
+                raise AssertionError("the centred network does not start at exactly 0")
+            t = lr * steps
+            S = len(seeds)
+            _, p = predict.gradient_descent_mse(th, np.repeat(y[:, None], S, axis=1), ths, t, lr=lr,
+                                                f0_train=plain.f0_train.T, f0_test=plain.f0_test.T)
+            _, pc = predict.gradient_descent_mse(th, y, ths, t, lr=lr)
+            rmse_k = float(rms(pc - tr.y_test))
+            return {
+                "single": rms(plain.f_test - p.T, axis=1) / rmse_k,
+                "ensemble": float(rms(plain.f_test.mean(0) - p.T.mean(0)) / rmse_k),
+                "centred": rms(cen.f_test - pc[None], axis=1) / rmse_k,
+                "rmse_kernel": rmse_k,
+                "rmse_single": rms(plain.f_test - tr.y_test[None], axis=1),
+                "rmse_centred": rms(cen.f_test - tr.y_test[None], axis=1),
+                "f0_rms": rms(plain.f0_test, axis=1),
+                "final_loss": plain.final_loss, "lr": float(lr), "steps": steps, "t": float(t),
+            }
+
+        key = self._key("equivalence runs", model=model, trial_seed=self.trial_seeds[0], n_train=n,
+                        seeds=seeds, steps=steps, lr=lr, dtype=s["nn_dtype"])
+        return self.cached(key, compute, name="liu2025_equivalence")
+
+    # ------------------------------------------------------------------ empirical kernels
+    @property
+    def limit_inputs(self) -> np.ndarray:
+        return self.trial(0).x[: self.s["limit_n"]]
+
+    def monte_carlo(self, depth: int, width: int) -> dict:
+        """Seed statistics of NN``depth``'s empirical NNGP and NTK at ``width`` on :attr:`limit_inputs`
+        (:func:`pytest_ntk.empirical.monte_carlo_kernels`, ``limit_samples`` initialisations, float32
+        per seed, float64 means): means, entrywise standard deviations and the per-seed kernels."""
+        import jax
+
+        from pytest_ntk import empirical
+
+        s = self.s
+        model = self.net(depth, width)
+        seed = self._seed(f"montecarlo/{depth}/{width}", 0)
+        x = self.limit_inputs
+
+        def compute():
+            mc = empirical.monte_carlo_kernels(model, jax.random.PRNGKey(seed), x,
+                                               n_samples=s["limit_samples"], keep_samples=True)
+            return {"nngp": mc.nngp, "ntk": mc.ntk, "nngp_std": mc.nngp_std, "ntk_std": mc.ntk_std,
+                    "nngp_samples": mc.nngp_samples, "ntk_samples": mc.ntk_samples,
+                    "n_samples": int(mc.n_samples)}
+
+        key = self._key("Monte Carlo empirical kernels", model=model, seed=seed, inputs=x,
+                        n_samples=s["limit_samples"])
+        return self.cached(key, compute, name="liu2025_montecarlo")
+
+
+@lru_cache(maxsize=64)
+def _trial(seed: int, n: int, d: int, n_train: int):
+    from pytest_ntk import data
+
+    return data.liu2025_sphere(seed, n, d, n_train, as_published=True)
+
+
+# ============================================================================ fixtures
+@pytest.fixture(scope="session")
+def liu2025_settings(ntk_profile) -> dict:
+    """The active profile's row of :data:`SETTINGS`."""
+    return ntk_profile.pick(SETTINGS, suite=SUITE)
+
+
+@pytest.fixture(scope="session")
+def liu2025(liu2025_settings, ntk_cache, ntk_seed, ntk_profile) -> Audit:
+    """The suite's shared, cached computations (:class:`Audit`). Claims call its methods inside
+    ``claim.stage(...)``: the first call computes (or reads the disk cache), later ones hit memory."""
+    return Audit(liu2025_settings, ntk_cache, ntk_seed, ntk_profile.name)

@@ -1,0 +1,85 @@
+"""Liu et al. (2025), arXiv:2501.10929: are the paper's kernels the infinite-width NTK / NNGP of the
+networks it trained?
+
+The paper puts GP1, NTKA1, NTKJ1, NTKB1 next to NN1 and GP2, NTKA2, NTKJ2, NTKB2 next to NN2 as
+their NNGP (GP) and NTK (NTK*) kernels. The networks it trained are NN1 = ``FullyConnected(1, w)``
+and NN2 = ``FullyConnected(2, w)``: ReLU, NTK parameterization, every weight and bias N(0, 1).
+
+Measured: the seed-averaged empirical kernel of the trained architecture
+(:func:`pytest_ntk.empirical.monte_carlo_kernels`: the empirical NNGP of the readout for GP*, the
+empirical NTK for NTK*) at growing widths, on the first ``limit_n`` inputs of trial 0 (unit sphere,
+d = 15). Predicted: the paper's kernel on the same inputs, published or with the angle corrected.
+The table of :data:`pytest_ntk.kernels.liu2025.LIMITS` is NOT used: these measurements find
+independently which kernel is which network's limit.
+
+Tolerances (fixed before any run):
+
+- gap at the widest width: ``||mean_s K_s - K_paper||_F / ||K_paper||_F`` must be at most three
+  standard errors of the Monte Carlo mean (``3 ||std / sqrt(S)||_F / ||K_paper||_F``, the resolution
+  of the measurement) plus ``1/width`` (the O(1/width) bias of a finite network's mean kernel). A
+  kernel that is the limit passes by construction of the statistics; a kernel that differs from the
+  limit by more than the measurement can resolve fails.
+- trend: the per-seed gap ``||K_s - K_paper||_F / ||K_paper||_F`` of a kernel that is the limit
+  shrinks like the empirical kernel's fluctuation, ``width^-1/2``: the log-log slope over all
+  (width, seed) points must be ``-0.5 +- 0.2`` (95% CI). A kernel that is not the limit plateaus at
+  the mismatch (slope near 0).
+
+The paper presents its kernels as the kernels of its networks, so ``expect="holds"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+SOURCE = ("arXiv:2501.10929, Sec. 3 (the NNGP and NTK formulas GP1/2, NTKA1/2, NTKJ1/2, NTKB1/2) and "
+          "Sec. 4 (each compared with the trained NN1/NN2 as its kernel); published code "
+          "howardhi/NTK-Issues parallel_functions.py")
+
+NETWORK_KERNELS = ("GP1", "GP2", "NTKA1", "NTKA2", "NTKJ1", "NTKJ2", "NTKB1", "NTKB2")
+
+
+@pytest.mark.claim(
+    "liu2025.kernel_is_limit",
+    source=SOURCE,
+    statement=(
+        "The paper's kernel is the infinite-width NNGP (GP*) or NTK (NTK*) of the network it trained "
+        "(NN1 for depth 1, NN2 for depth 2: ReLU, NTK parameterization, all weights and biases N(0, 1)): the "
+        "seed-averaged empirical kernel at the widest width is within 3 Monte Carlo SE + 1/width of it "
+        "(relative Frobenius norm), and the per-seed gap shrinks like width^-1/2 (slope -0.5 +- 0.2). "
+        "Quick profile: widths 128/512/2048 (paper 500/2000/10,000), 16 initialisations (paper 64), 48 "
+        "inputs of trial 0 (paper 100)."
+    ),
+    expect="holds",
+)
+@pytest.mark.parametrize("form", ["published", "corrected"])
+@pytest.mark.parametrize("kernel", NETWORK_KERNELS)
+def test_kernel_is_limit(claim, liu2025, liu2025_settings, kernel, form):
+    from pytest_ntk.kernels import liu2025 as lk
+
+    s = liu2025_settings
+    depth = int(kernel[-1])
+    kind = "nngp" if kernel.startswith("GP") else "ntk"
+    x = liu2025.limit_inputs
+    k_paper = lk.kernel(kernel, x, as_published=form == "published")
+    norm = np.linalg.norm(k_paper)
+    widths = [int(w) for w in s["limit_widths"]]
+    rows, xs, ys = [], [], []
+    gap_mean = tol = None
+    for w in widths:
+        with claim.stage(f"empirical kernels NN{depth}, width {w}"):
+            mc = liu2025.monte_carlo(depth, w)
+        S = mc["n_samples"]
+        gap_mean = float(np.linalg.norm(mc[kind] - k_paper) / norm)
+        se = float(np.linalg.norm(mc[f"{kind}_std"] / np.sqrt(S)) / norm)
+        per_seed = np.linalg.norm(mc[f"{kind}_samples"] - k_paper[None], axis=(1, 2)) / norm
+        tol = 3.0 * se + 1.0 / w
+        rows.append([w, S, gap_mean, se, float(np.mean(per_seed)), tol])
+        xs += [w] * S
+        ys += per_seed.tolist()
+    claim.table(f"{kernel} ({form}) vs NN{depth}'s empirical {kind.upper()}",
+                ["width", "initialisations", "relative gap of the seed mean", "Monte Carlo SE (relative)",
+                 "mean per-seed gap", "tolerance 3 SE + 1/width"], rows)
+    claim.attach("per-seed gaps", {"width": xs, "gap": ys})
+    claim.at_most(gap_mean, tol, name=f"relative gap at width {widths[-1]}")
+    claim.slope(xs, ys, expected=-0.5, tol=0.2, name="per-seed gap vs width (log-log slope)")
