@@ -65,11 +65,12 @@ def _writer(args):
     return n
 
 
-@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 def test_concurrent_appends_from_processes_leave_every_line_whole(tmp_path):
     writers, per_writer = 4, 20
-    # separate processes with their own file handles and locks; fork keeps it fast (no re-import)
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    # separate processes with their own file handles and locks. Not plain fork: JAX's threads are
+    # running in this process by now, and forking a multithreaded process can deadlock the child;
+    # forkserver forks from a fresh single-threaded server that imports only this module's needs.
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(writers) as pool:
         assert sum(pool.map(_writer, [(str(tmp_path), w, per_writer) for w in range(writers)])) == 80
     raw = (tmp_path / history.FILENAME).read_text().splitlines()
