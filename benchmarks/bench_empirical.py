@@ -17,14 +17,22 @@ float32, ``Theta(x, x)`` on 512 inputs in d = 15. Timed side by side in one run 
   (``lower().compile()``) so that compilation is not timed;
 * ``numpy-matmul-2048``: a float32 2048 x 2048 matrix product, the machine's matmul rate.
 
-Goals (from the issue, recorded in ``extra_info`` of ``ours-structured``, which runs last and
-reads the others' minima from this run): at least 100x faster than the faster neural-tangents mode,
-and at least 40% of the float32 matmul rate, counting the flops of :func:`fc_ntk_flops` (the
-forward and backward matrix products and the Gram matrices). Minimum times are used: the machine
-is shared and the minimum is the least disturbed estimate.
+Goals (from the issue, recorded in ``extra_info`` of ``test_ours_structured_empirical_ntk``, which
+runs last and reads the others' minima from this run): at least 100x faster than the faster
+neural-tangents mode, and at least 40% of the float32 matmul rate, counting the flops of
+:func:`~pytest_ntk.empirical.fc_ntk_flops` (the forward and backward matrix products and the Gram
+matrices). Minimum times are used: the machine is shared and the minimum is the least disturbed
+estimate. Because the load can change between tests, the matmul-rate fraction of the goal comes
+from timings of the matmul and of ours alternated in that last test (``fraction_of_matmul_rate``);
+the fraction across the two separate benchmarks is kept beside it, and so is the fraction of the
+same product run by XLA (``fraction_of_xla_matmul_rate``): under load OpenBLAS's spinning threads
+lose more than XLA's, so numpy's rate alone can flatter us.
 """
 
 from __future__ import annotations
+
+import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +46,7 @@ GROUP = "empirical NTK: FC depth 3, width 1024, relu, n=512, d=15, float32"
 DEPTH, WIDTH, N, D = 3, 1024, 512, 15
 MATMUL_N = 2048
 GOAL_SPEEDUP, GOAL_MATMUL_FRACTION = 100.0, 0.40
+INTERLEAVED_ROUNDS = 10
 
 _minimum: dict[str, float] = {}  # name -> min seconds, filled as the benchmarks of this run finish
 
@@ -80,12 +89,39 @@ def _stax_equivalent(nt, model, params):
 
 
 # ---------------------------------------------------------------------------- the machine's matmul rate
-def test_numpy_matmul_rate(benchmark):
-    benchmark.group = GROUP
+def _matmul_call():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((MATMUL_N, MATMUL_N), dtype=np.float32)
     b = rng.standard_normal((MATMUL_N, MATMUL_N), dtype=np.float32)
-    benchmark.pedantic(np.matmul, args=(a, b), rounds=10, warmup_rounds=2)
+    return partial(np.matmul, a, b)
+
+
+def _xla_matmul_call():
+    """The same product through JAX/XLA (the backend ours runs on), compiled before timing."""
+    rng = np.random.default_rng(1)
+    a = jnp.asarray(rng.standard_normal((MATMUL_N, MATMUL_N), dtype=np.float32))
+    b = jnp.asarray(rng.standard_normal((MATMUL_N, MATMUL_N), dtype=np.float32))
+    product = jax.jit(jnp.matmul).lower(a, b).compile()
+    return lambda: product(a, b).block_until_ready()
+
+
+def _interleaved_minima(calls, rounds=None):
+    """Minimum seconds of each call, the calls alternated ``rounds`` times (after one warm-up each)."""
+    rounds = INTERLEAVED_ROUNDS if rounds is None else rounds
+    best = [float("inf")] * len(calls)
+    for call in calls:
+        call()
+    for _ in range(rounds):
+        for i, call in enumerate(calls):
+            start = time.perf_counter()
+            call()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
+def test_numpy_matmul_rate(benchmark):
+    benchmark.group = GROUP
+    benchmark.pedantic(_matmul_call(), rounds=10, warmup_rounds=2)
     _record(benchmark, "matmul")
     flops = 2 * MATMUL_N**3
     benchmark.extra_info["flops"] = flops
@@ -155,10 +191,26 @@ def test_ours_structured_empirical_ntk(benchmark, setup):
     if "matmul" in _minimum:
         matmul_rate = 2 * MATMUL_N**3 / _minimum["matmul"] / 1e9
         info["matmul_gflops_per_s"] = matmul_rate
-        info["fraction_of_matmul_rate"] = fraction = rate / matmul_rate
-        info["goal_fraction_of_matmul_rate"] = GOAL_MATMUL_FRACTION
-        info["goal_fraction_met"] = fraction >= GOAL_MATMUL_FRACTION
-        lines.append(f"numpy float32 matmul: {matmul_rate:.1f} GFLOP/s; ours reach {100 * fraction:.0f}% of it")
+        info["fraction_of_matmul_rate_across_tests"] = rate / matmul_rate
+    # The goal's ratio from interleaved timings: on a shared machine the load changes between
+    # tests, and alternating the two calls exposes both to the same conditions.
+    matmul_s, xla_s, ours_s = _interleaved_minima(
+        [_matmul_call(), _xla_matmul_call(), lambda: empirical.fc_empirical_ntk(model, params, x)]
+    )
+    matmul_rate, xla_rate = 2 * MATMUL_N**3 / matmul_s / 1e9, 2 * MATMUL_N**3 / xla_s / 1e9
+    rate_i = flops["total"] / ours_s / 1e9
+    info["interleaved_matmul_gflops_per_s"] = matmul_rate
+    info["interleaved_xla_matmul_gflops_per_s"] = xla_rate
+    info["interleaved_gflops_per_s"] = rate_i
+    info["fraction_of_matmul_rate"] = fraction = rate_i / matmul_rate
+    info["fraction_of_xla_matmul_rate"] = rate_i / xla_rate
+    info["goal_fraction_of_matmul_rate"] = GOAL_MATMUL_FRACTION
+    info["goal_fraction_met"] = fraction >= GOAL_MATMUL_FRACTION
+    lines.append(
+        f"interleaved, {INTERLEAVED_ROUNDS} rounds: numpy float32 matmul {matmul_rate:.1f} GFLOP/s, "
+        f"XLA float32 matmul {xla_rate:.1f} GFLOP/s, ours {rate_i:.1f} GFLOP/s = {100 * fraction:.0f}% "
+        f"of numpy's, {100 * rate_i / xla_rate:.0f}% of XLA's"
+    )
     nt_times = {m: _minimum[m] for m in ("JACOBIAN_CONTRACTION", "NTK_VECTOR_PRODUCTS") if m in _minimum}
     for mode, seconds in nt_times.items():
         info[f"speedup_vs_nt_{mode.lower()}"] = seconds / ours

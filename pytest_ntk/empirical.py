@@ -186,7 +186,13 @@ def _check_fc(model, params, in_dim: int) -> None:
 
 
 def _cast_tree(tree, dtype):
-    return jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, dtype), tree)
+    """Floating leaves to ``dtype`` (as JAX arrays); other leaves unchanged."""
+
+    def cast(leaf):
+        arr = jnp.asarray(leaf)
+        return arr.astype(dtype) if jnp.issubdtype(arr.dtype, jnp.floating) else arr
+
+    return jax.tree_util.tree_map(cast, tree)
 
 
 # ============================================================================ structured path (FC)
@@ -562,7 +568,9 @@ def empirical_ntk(
 
     ``apply_fn(params, x)`` maps a batch ``x`` (leading axis = rows) to outputs of shape ``(n,)`` or
     ``(n, K)``; it must treat rows independently (it is evaluated on single rows). It must be
-    hashable (functions and bound methods are): it is a static argument of the compiled blocks.
+    hashable (functions and bound methods are): it is a static argument of the compiled blocks, so
+    pass the same function object across calls to reuse the compilations (a fresh ``lambda`` per
+    call compiles anew).
 
     Methods (``P`` = number of parameters, ``K`` outputs, ``b`` rows per block):
 

@@ -113,6 +113,9 @@ def test_depth0_is_the_linear_kernel_by_hand():
     p = _params(model, 4, dtype=jnp.float64)
     expected = 1.7**2 * (x1 @ x2.T) / 4 + 0.3**2
     np.testing.assert_allclose(empirical.fc_empirical_ntk(model, p, x1, x2), expected, rtol=1e-13)
+    # the model's own methods route here; at depth 0 the NNGP is the same linear kernel
+    np.testing.assert_allclose(model.empirical_ntk(p, x1, x2), expected, rtol=1e-13)
+    np.testing.assert_allclose(model.empirical_nngp(p, x1, x2, batch_size=2), expected, rtol=1e-13)
 
 
 # ------------------------------------------------------------------ outputs, blocks, methods
