@@ -21,6 +21,7 @@ _LAZY = {
     "train": ("pytest_ntk.train", None),
     "predict": ("pytest_ntk.predict", None),
     "nets": ("pytest_ntk.nets", None),
+    "monte_carlo_kernels": ("pytest_ntk.empirical", "monte_carlo_kernels"),
     "cache": ("pytest_ntk.cache", None),
     "Cache": ("pytest_ntk.cache", "Cache"),
     "train_network": ("pytest_ntk.train", "train"),
