@@ -2,17 +2,28 @@
 arXiv:1909.05989 (ICLR 2020). Settings and the networks: ``conftest.py``.
 
 What the paper's Theorem 1 says (as used here). For a ReLU net with input dimension n_0, hidden
-widths n_1 .. n_{d-1}, He-initialized weights and zero-initialized biases, and
+widths n_1 .. n_{d-1}, He-initialized weights and zero-initialized (trained) biases, and
 ``beta = sum_{j=1}^{d-1} 1/n_j`` (= depth/width for equal widths):
 
-    E[K_N(x, x)] = d (1/2 + ||x||^2 / n_0)      and      E[K_N(x,x)^2] / E[K_N(x,x)]^2  ~=  exp(5 beta) (1 + O(sum_j 1/n_j^2)),
+    E[K_N(x,x)^2] / E[K_N(x,x)]^2  ~=  exp(5 beta) (1 + O(sum_j 1/n_j^2)),
 
-where ``~=`` is equality up to factors bounded above and below (the paper's overall-scaling
-section computes E[K_N^2] "up to 1/n corrections" and keeps the leading exp(5 beta)). The
-constant 5 is that of Gaussian weights: one ReLU layer multiplies the second moment of a squared
-path norm by ``E[((2/n) sum_i relu(g_i)^2)^2] = 1 + 5/n``. Consequences tested here: (1) the
-log of the normalized second moment grows linearly in beta with slope 5; (2) at fixed
-depth/width it does not vanish as the width grows; (3) at fixed depth it vanishes like 1/width.
+with ``~=`` an equality up to bounded factors. The paper's overall-scaling section derives, "up to
+1/n corrections", ``E[K_N^2] = [d^2 ||x||^4 / n_0^2 + (bias terms)] exp(5 beta)``: the square of the
+weights' mean contribution times exp(5 beta), i.e. every pair of layer contributions is treated as
+fluctuating together. The constant 5 is that of Gaussian weights: one ReLU layer multiplies the
+second moment of a squared norm by ``E[((2/n) sum_i relu(g_i)^2)^2] = 1 + 5/n``. Consequences tested
+here: (1) the log of the normalized second moment grows linearly in beta with slope 5; (2) at
+fixed depth/width it does not vanish as the width grows; (3) at fixed depth it vanishes like
+1/width.
+
+What we find (see README.md): (2) and (3) hold, but the slope in (1) is about 3.2, not 5. The
+NTK is a sum over layers of (forward norm) x (backward norm) terms; a hidden layer's forward and
+backward factors each have second moment 1 + 5/n but are correlated only through the ReLU
+gates (``E[F G] = 1 + 1/n``), so two different layers' terms do not fluctuate together and the
+sum fluctuates less than each term. An independent-layer model of exactly that
+(``conftest.layer_sum_model``, our derivation) reproduces the measured ratios within the Monte
+Carlo error; its local slope d log(ratio)/d beta is 3.3-3.9 for beta <= 0.75 at widths 32-64 and
+still only 4.2-4.4 at beta = 2 (the per-term rate n log(1 + 5/n) is the ceiling it creeps toward).
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ def _table(claim, fl, configs, dim_note=""):
 
 @pytest.mark.claim(
     "hanin_nica2019.exponent_constant",
-    source="arXiv:1909.05989, Theorem 1 (Eq. for E[K_N^2]/E[K_N]^2 ~= exp(5 beta)) and its overall-scaling section",
+    source="arXiv:1909.05989, Theorem 1 (E[K_N^2]/E[K_N]^2 ~= exp(5 beta)) and its overall-scaling section",
     statement=(
         "For He-initialized ReLU nets the NTK's normalized second moment E[K(x,x)^2]/E[K(x,x)]^2 "
         "grows like exp(5 beta), beta = depth/width: log of it is linear in beta with slope 5 "

@@ -17,7 +17,7 @@ EPS = float(np.finfo(np.float64).eps)
 
 @pytest.mark.claim(
     "jacot2018.ntk_convergence",
-    source="arXiv:1806.07572, Theorem 1 and Fig. 1 (L = 4, ReLU, beta = 0.1, inputs on the unit circle)",
+    source="arXiv:1806.07572, Theorem 1; Section 6.1 and Fig. 1 (L = 4, ReLU, beta = 0.1, inputs on the unit circle)",
     statement=(
         "At initialization the empirical NTK of a network in the NTK parameterization converges to the "
         "deterministic limit Theta_inf as the width grows; its relative Frobenius distance to Theta_inf "
@@ -77,7 +77,7 @@ PD_DOC = """
 @pytest.mark.parametrize("activation", ["relu", "erf"])
 @pytest.mark.claim(
     "jacot2018.ntk_positive_definite",
-    source="arXiv:1806.07572, Proposition 2 (Section 4)",
+    source="arXiv:1806.07572, Proposition 2 (positive-definiteness of the limiting NTK)",
     statement=(
         "For a non-polynomial Lipschitz activation and at least one hidden layer, the limiting NTK "
         "restricted to the unit sphere is positive definite: the analytic Gram on 64 distinct points "
@@ -122,7 +122,7 @@ test_ntk_positive_definite_identity_control.__doc__ = (
 @pytest.mark.claim(
     "jacot2018.residual_decay",
     source="arXiv:1806.07572, Section 5 (least-squares regression: the residual decays along the "
-           "kernel principal components, e^{-lambda_i t}) and Theorem 2",
+           "kernel principal components, e^{-lambda_i t}), Theorem 2 and Section 6",
     statement=(
         "Under MSE gradient descent with a small step, a wide network's training residual, projected "
         "on the top eigenvectors of the analytic Theta_inf, decays as e^{-lambda_i t / n} per "

@@ -4,7 +4,7 @@ Descent* (arXiv:1902.06720): settings and shared work.
 ``SETTINGS[profile]`` (``quick``: 2 CPU cores; ``paper``: closer to the published scale, a GPU):
 
 ``lazy`` -- claims ``lee2019.outputs_near_linearized``, ``lee2019.weights_change``,
-``lee2019.ntk_change`` (Theorem 2.1, Fig. 1/2), all three measured on the same training runs:
+``lee2019.ntk_change`` (Theorem 2.1), all three measured on the same training runs:
     ``depth``, ``activation``, ``W_std``, ``b_std``: the network (NTK parameterization).
     ``n``, ``dim``: training inputs on the sphere S^(dim-1) (``data.sphere``); the targets are one
     draw of the infinite-width NNGP prior of the same architecture (``data.teacher(kind="gp")``),
@@ -15,7 +15,7 @@ Descent* (arXiv:1902.06720): settings and shared work.
     the theorem's ``2 / (lambda_min + lambda_max)``).
     ``steps``, ``chunks``: full-batch gradient descent for ``steps`` steps, observed after each of
     ``chunks`` equal chunks (the sup over training is taken over these checkpoints and t = 0).
-``diverge`` -- claim ``lee2019.linearized_diverges_above_critical_rate`` (Section 2.3 / 5):
+``diverge`` -- claim ``lee2019.linearized_diverges_above_critical_rate`` (Section 2):
     ``width``, ``seeds``: linearized networks trained above the critical rate;
     ``lr_fraction``: the step as a fraction of each network's own ``2 n / lambda_max(Theta_hat_0)``
     (the ``lr_fraction`` of :func:`pytest_ntk.train.train`); ``steps``: steps of full-batch GD.
@@ -193,7 +193,7 @@ def _diverge(s_lazy: dict, s: dict, base_seed: int) -> dict:
                            b_std=s_lazy["b_std"])
     seeds = [derive_seed(base_seed, "lee2019.linearized_diverges_above_critical_rate", i + 1)
              for i in range(s["seeds"])]
-    losses, lrs, lam_max, net_final, net_diverged_at = [], [], [], [], []
+    losses, lrs, lam_max, net_final, net_peak, net_diverged_at = [], [], [], [], [], []
     for seed in seeds:
         res = train(model, x, y, seeds=[seed], steps=s["steps"], lr_fraction=s["lr_fraction"], dtype=np.float64,
                     linearized=True)
@@ -205,12 +205,15 @@ def _diverge(s_lazy: dict, s: dict, base_seed: int) -> dict:
         try:
             net = train(model, x, y, seeds=[seed], steps=s["steps"], lr=res.lr, dtype=np.float64)
             net_final.append(float(net.final_loss[0]))
+            net_peak.append(float(net.losses[0].max() / net.losses[0, 0]))
             net_diverged_at.append(-1)
         except TrainingDiverged as exc:
             net_final.append(float("nan"))
+            net_peak.append(float("nan"))
             net_diverged_at.append(int(exc.step))
     return {"n": n, "losses": np.stack(losses), "lr": np.asarray(lrs), "lambda_max": np.asarray(lam_max),
             "seeds": np.asarray(seeds), "network_final_loss": np.asarray(net_final),
+            "network_peak_loss_ratio": np.asarray(net_peak),
             "network_diverged_at": np.asarray(net_diverged_at)}
 
 

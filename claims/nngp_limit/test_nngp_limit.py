@@ -1,7 +1,7 @@
 """The NNGP limit: at initialization a wide network's outputs are a Gaussian process whose covariance
 is the NNGP kernel. Lee, Bahri, Novak, Schoenholz, Pennington & Sohl-Dickstein (2018),
-arXiv:1711.00165, Section 2 (Eq. 4-5); Matthews, Rowland, Hron, Turner & Ghahramani (2018),
-arXiv:1804.11271, Theorem 4. Settings per profile: ``conftest.py``.
+arXiv:1711.00165, Section 2; Matthews, Rowland, Hron, Turner & Ghahramani (2018),
+arXiv:1804.11271 (convergence in distribution as the widths grow). Settings per profile: ``conftest.py``.
 
 How normality is tested (decided before running). Given its hidden layers, a network's ``out_dim``
 readout units are independent Gaussians with covariance ``K_hat`` (the empirical NNGP of those
@@ -32,7 +32,7 @@ def _whitened_first_unit(f: np.ndarray, nngp: np.ndarray) -> np.ndarray:
 
 @pytest.mark.claim(
     "nngp_limit.covariance",
-    source="arXiv:1711.00165, Section 2.2-2.3 (Eq. 4-5, the NNGP recursion); arXiv:1804.11271, Theorem 4",
+    source="arXiv:1711.00165, Section 2 (the NNGP kernel recursion); arXiv:1804.11271, main theorem (convergence to the GP)",
     statement=(
         "At initialization the outputs of a wide network have the NNGP covariance: the Monte Carlo "
         "covariance E[f(x_i) f(x_j)] over networks and readout units matches FullyConnected.nngp on "
@@ -94,7 +94,7 @@ def _ks(claim, outputs, alpha: float, label: str):
 
 @pytest.mark.claim(
     "nngp_limit.gaussian_wide",
-    source="arXiv:1804.11271, Theorem 4 (convergence in distribution); arXiv:1711.00165, Section 2.2",
+    source="arXiv:1804.11271, main theorem (convergence in distribution to the GP); arXiv:1711.00165, Section 2",
     statement=(
         "At initialization the outputs of a wide network are Gaussian with the NNGP covariance: the "
         "whitened outputs of 400 independent width-512 networks (one readout unit each, 4 inputs) "
@@ -108,7 +108,7 @@ def test_gaussian_wide(claim, wide_outputs, nngp_settings):
 
 @pytest.mark.claim(
     "nngp_limit.gaussian_narrow_control",
-    source="arXiv:1804.11271, Theorem 4 (a limit in width: nothing is claimed at width 2)",
+    source="arXiv:1804.11271, main theorem (a limit in width: nothing is claimed at width 2)",
     statement=(
         "Negative control: with 2 units per hidden layer the empirical NNGP K_hat of a network is "
         "far from its mean, so the outputs over networks are a wide scale mixture of Gaussians, not "
@@ -134,7 +134,7 @@ def _excess_kurtosis(f: np.ndarray) -> float:
 
 @pytest.mark.claim(
     "nngp_limit.kurtosis_vanishes",
-    source="arXiv:1804.11271, Theorem 4 and arXiv:1711.00165, Section 2.2 (Gaussian limit); the 1/width "
+    source="arXiv:1804.11271 and arXiv:1711.00165, Section 2 (Gaussian limit); the 1/width "
            "rate of the leading correction (the connected 4-point function): Yaida 2020, arXiv:1910.00019",
     statement=(
         "The outputs' departure from Gaussianity vanishes with width at the rate of the leading "
