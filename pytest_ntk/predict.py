@@ -265,7 +265,7 @@ def _flow_factor(lam: np.ndarray, t: np.ndarray, n: int, lr: float | None) -> np
     if lr is None:
         one_minus_d = -np.expm1(-lam * tt / n)
     else:
-        steps = tt / lr
+        steps = np.round(tt / lr)  # a whole number (checked by the caller): (1 - a)^steps for a > 1 too
         a = lr * lam / n
         with np.errstate(over="ignore", invalid="ignore"):
             stable = -np.expm1(steps * np.log1p(-np.minimum(a, 0.5)))

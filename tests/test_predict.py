@@ -225,3 +225,23 @@ def test_critical_lr_separates_convergence_from_divergence():
         for _ in range(3000):
             r = r - (factor * lr_c / n) * K @ r
         assert (np.linalg.norm(r) < np.linalg.norm(y)) == converges
+
+
+def test_gradient_descent_past_half_the_critical_rate_matches_the_explicit_loop():
+    """Below the critical rate some factors 1 - lr*lambda/n are negative: integer powers, no NaN.
+
+    ``steps * lr / lr`` is not always the integer ``steps`` in floating point; a negative base to
+    a non-integer power is NaN, so every step count from 1 to 12 is checked.
+    """
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((12, 5))
+    k = a @ a.T + 0.1 * np.eye(12)
+    y = rng.standard_normal(12)
+    n = 12
+    lr = 0.043  # 7 * lr / lr == 7.000000000000001 in float64
+    k *= 1.9 * n / (lr * np.linalg.eigvalsh(k).max())  # lr is 95% of the critical rate 2n/lambda_max
+    f = np.zeros(n)
+    for steps in range(1, 13):
+        f = f - lr / n * k @ (f - y)
+        f_train, _ = predict.gradient_descent_mse(k, y, k[:3], steps * lr, lr=lr)
+        np.testing.assert_allclose(f_train, f, rtol=1e-9, atol=1e-12, err_msg=f"{steps} steps")
