@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from .session import NTKSession, claim_error_payload
+from .session import NTKSession, claim_error_payload, junit_properties
 from .verdicts import ClaimError, ClaimFailed, Verdict
 
 _SESSION = pytest.StashKey[NTKSession]()
@@ -32,7 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ntk-json", dest="ntk_json", default=None, metavar="PATH",
                     help="write the JSON report to PATH (atomically; kept up to date as claims finish)")
     group.addoption("--ntk-audit", dest="ntk_audit", action="store_true", default=False,
-                    help="audit mode: a claim that FAILS or is INCONCLUSIVE is a finding (reported as xfailed); "
+                    help="audit mode (or ini ntk_audit = true): a claim that FAILS is a finding (reported as xfailed); "
                          "the run exits non-zero only when a claim ERRORs or the session breaks")
     group.addoption("--ntk-html", dest="ntk_html", default=None, metavar="PATH",
                     help="write a self-contained HTML report of the claims to PATH")
@@ -48,6 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where trained networks and kernels are cached (default: pytest's cache dir, ntk/)")
     group.addoption("--ntk-no-cache", dest="ntk_no_cache", action="store_true", default=False,
                     help="neither read nor write the cache of trained networks and kernels")
+    parser.addini("ntk_audit", "pytest-ntk: audit mode by default (as --ntk-audit)", type="bool", default=False)
     for name, default, kind in (("ntk_profile", "quick", "string"), ("ntk_rtol", "", "string"),
                                 ("ntk_atol", "", "string"), ("ntk_confidence", "", "string"),
                                 ("ntk_seed", "", "string")):
@@ -107,38 +108,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     skipped = _skip_reason(report) if report.skipped and not hasattr(report, "wasxfail") else None
     result = recorder.finish(error=error, skipped=skipped, duration_s=report.duration, **meta)
     report.ntk_claim = result.to_dict()
-    _apply_verdict(report, result, item.config.stash[_SESSION].audit)
-    props = _junit_properties(report.ntk_claim)
+    item.config.stash[_SESSION].apply_outcome(report, result)
+    props = junit_properties(report.ntk_claim)
     report.user_properties.extend(props)
     item.user_properties.extend(props)  # junitxml reads them from the teardown report, built from the item
     return report
-
-
-def _apply_verdict(report, result, audit: bool) -> None:
-    """Map the verdict onto pytest's outcome: HOLDS passes, ERROR fails, FAILS fails (xfailed in audit mode)."""
-    if result.verdict is Verdict.ERROR and report.passed:
-        report.outcome = "failed"
-        report.longrepr = f"claim {result.id!r}: {result.message}"
-    elif result.verdict is Verdict.INCONCLUSIVE and report.passed:
-        report.outcome = "skipped"
-        report.wasxfail = result.message
-    elif result.verdict is Verdict.FAILS and audit:
-        report.outcome = "skipped"
-        report.wasxfail = result.message
-    elif result.verdict is Verdict.FAILS and report.passed:  # the test caught the ClaimFailed
-        report.outcome = "failed"
-        report.longrepr = f"claim {result.id!r}: {result.message}"
-
-
-def _junit_properties(payload: dict) -> list[tuple[str, str]]:
-    props = [("ntk.id", payload["id"]), ("ntk.verdict", payload["verdict"])]
-    for m in payload["measurements"]:
-        for key in ("measured", "predicted", "gap", "tolerance", "margin"):
-            if m.get(key) is not None:
-                props.append((f"ntk.{m['name']}.{key}", repr(m[key])))
-        if m.get("ci"):
-            props.append((f"ntk.{m['name']}.ci", repr(m["ci"])))
-    return props
 
 
 def _skip_reason(report) -> str:

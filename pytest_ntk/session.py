@@ -165,7 +165,7 @@ class NTKSession:
             "atol": _float_option(config, "ntk_atol", "ntk_atol"),
             "confidence": _float_option(config, "ntk_confidence", "ntk_confidence"),
         }
-        self.audit = bool(config.getoption("ntk_audit"))
+        self.audit = bool(config.getoption("ntk_audit") or config.getini("ntk_audit"))
         self.json_path = config.getoption("ntk_json")
         if self.json_path:  # relative to where pytest was started, even if a claim changes directory
             self.json_path = str(Path(config.invocation_params.dir, self.json_path))
@@ -246,6 +246,28 @@ class NTKSession:
                                  on_stage=on_stage)
         return spec, recorder
 
+    def apply_outcome(self, report, result: ClaimResult) -> None:
+        """Map a claim's verdict onto pytest's outcome for its call report.
+
+        HOLDS passes and ERROR fails. FAILS fails, except that it is reported as xfailed (an
+        expected failure) when the cited source itself says the prediction fails
+        (``expect="fails"``) and, in audit mode, always: there a FAILS is a finding, not a broken
+        test. INCONCLUSIVE is reported as xfailed: it neither passes nor fails a prediction.
+        """
+        failed_as_expected = result.verdict is Verdict.FAILS and (self.audit or result.expect == "fails")
+        if result.verdict is Verdict.ERROR and report.passed:
+            report.outcome = "failed"
+            report.longrepr = f"claim {result.id!r}: {result.message}"
+        elif result.verdict is Verdict.INCONCLUSIVE and report.passed:
+            report.outcome = "skipped"
+            report.wasxfail = result.message
+        elif failed_as_expected:
+            report.outcome = "skipped"
+            report.wasxfail = result.message
+        elif result.verdict is Verdict.FAILS and report.passed:  # the test caught the ClaimFailed
+            report.outcome = "failed"
+            report.longrepr = f"claim {result.id!r}: {result.message}"
+
     # ------------------------------------------------------------------ results (controller side)
     def record(self, nodeid: str, payload: dict[str, Any]) -> None:
         """Take a claim payload that travelled in a test report (works the same under xdist)."""
@@ -319,3 +341,15 @@ class NTKSession:
         outcome = publish.publish(self.config, jsonreport.build(self.run_info(), self.claims(), complete=complete))
         self.publish_notes.extend(outcome.notes)
         self.gate_failed = outcome.gate_failed
+
+
+def junit_properties(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """``ntk.*`` user properties of a claim (``--junitxml`` writes them as <property> elements)."""
+    props = [("ntk.id", payload["id"]), ("ntk.verdict", payload["verdict"])]
+    for m in payload["measurements"]:
+        for key in ("measured", "predicted", "gap", "tolerance", "margin"):
+            if m.get(key) is not None:
+                props.append((f"ntk.{m['name']}.{key}", repr(m[key])))
+        if m.get("ci"):
+            props.append((f"ntk.{m['name']}.ci", repr(m["ci"])))
+    return props

@@ -715,3 +715,43 @@ def test_unserializable(claim):
     # -v prints a progress line per stage
     result.stdout.fnmatch_lines(["*st.claim: train done in *s"])
     assert report["complete"] is True and not math.isnan(claims["st.claim"]["duration_s"])
+
+
+EXPECTED_FAILURE = """
+import pytest
+
+@pytest.mark.claim("demo.control", source="s", statement="a negative control", expect="fails")
+def test_control(claim):
+    claim.close(2.0, 1.0, rtol=0.1)
+
+@pytest.mark.claim("demo.control_holds", source="s", statement="a control that held", expect="fails")
+def test_control_holds(claim):
+    claim.close(1.0, 1.0, rtol=0.1)
+"""
+
+
+def test_a_fails_the_source_expects_is_an_expected_failure(pytester):
+    pytester.makepyfile(test_controls=EXPECTED_FAILURE)
+    result = pytester.runpytest("-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, xfailed=1)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*test_control FAILS*", "*test_control_holds HOLDS*",
+                                 "*demo.control*FAILS*fails (agrees)*"])
+
+
+def test_ini_ntk_audit_turns_audit_mode_on(pytester):
+    pytester.makepyfile(test_one=FAILING_HOLDS_CLAIM)
+    assert pytester.runpytest("-p", "no:cacheprovider").ret == 1
+    pytester.makeini("[pytest]\nntk_audit = true\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(xfailed=1)
+    assert result.ret == 0
+
+
+FAILING_HOLDS_CLAIM = """
+import pytest
+
+@pytest.mark.claim("demo.wrong", source="s", statement="2 is 1", expect="holds")
+def test_wrong(claim):
+    claim.close(2.0, 1.0, rtol=0.1)
+"""
