@@ -96,12 +96,8 @@ SETTINGS = {
 }
 
 SUITE = "liu2025"
-#: the paper's width, for extrapolations
-PAPER_WIDTH = 10_000
 #: the protocol variants, cumulative: each adds one change to the one before (test_liu2025_protocol.py)
 VARIANTS = ("published", "all_points", "full_batch", "centred", "ensemble")
-#: kernel families with a depth-1 and a depth-2 member
-FAMILIES = ("NTKA", "NTKJ", "NTKB")
 FORMS = ("published", "corrected")
 
 # Part of every cache key: an edit of this file invalidates everything computed from it.
@@ -112,7 +108,7 @@ _CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 def _collection_settings(config) -> dict:
     """The active profile's settings at collection time (the plugin resolves the same profile).
 
-    The width grids of two claims are parametrized from the profile, before any fixture exists.
+    ``liu2025.equivalence`` is parametrized over the profile's widths, before any fixture exists.
     """
     from pytest_ntk.profiles import load_profiles
 
@@ -133,6 +129,8 @@ def pytest_generate_tests(metafunc):
 # ============================================================================ helpers
 def _openblas_thread_controls() -> list[tuple]:
     """``(get, set)`` thread-count functions of every OpenBLAS that numpy and scipy have loaded."""
+    import scipy.linalg  # noqa: F401  (loads scipy's own OpenBLAS, so that it is found below)
+
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:  # not Linux: leave BLAS alone
@@ -182,12 +180,6 @@ def rms(a, axis=None):
     """Root mean square (the paper's RMSE when ``a`` is a residual)."""
     a = np.asarray(a, np.float64)
     return np.sqrt(np.mean(a * a, axis=axis))
-
-
-def published_se(values) -> float:
-    """The published table's standard error: ``np.std(values) / sqrt(len(values))`` (ddof = 0)."""
-    v = np.asarray(values, np.float64)
-    return float(np.std(v) / math.sqrt(v.size))
 
 
 def cholesky_regression(k_full, trial) -> tuple[float, float]:
@@ -310,7 +302,7 @@ class Audit:
     @property
     def n_fit(self) -> int:
         """Points Keras fits with ``validation_split``: ``floor(n_train * (1 - split))`` (468)."""
-        return int(math.floor(self.s["n_train"] * (1.0 - self.s["validation_split"])))
+        return math.floor(self.s["n_train"] * (1.0 - self.s["validation_split"]))
 
     def _key(self, what: str, **extra) -> dict:
         return {"suite": SUITE, "code": _CODE, "what": what, "data": self.data_spec, **extra}
@@ -543,9 +535,9 @@ class Audit:
         x, y = tr.x_train[:n], tr.y_train[:n]
         model = self.net(1, width)
         seeds = [self._seed("equivalence", k) for k in range(s["eq_seeds"])]
-        th = model.ntk(x)
-        ths = model.ntk(tr.x_test, x)
         with single_threaded_blas():
+            th = model.ntk(x)
+            ths = model.ntk(tr.x_test, x)
             lr = s["eq_lr_fraction"] * predict.critical_lr(th)
         steps = int(s["eq_steps"])
         dtype = jnp.dtype(s["nn_dtype"])
@@ -584,6 +576,13 @@ class Audit:
     def limit_inputs(self) -> np.ndarray:
         return self.trial(0).x[: self.s["limit_n"]]
 
+    def paper_kernel(self, name: str, form: str) -> np.ndarray:
+        """The paper's kernel ``name`` (``form`` "published" or "corrected") on :attr:`limit_inputs`."""
+        from pytest_ntk.kernels import liu2025
+
+        with single_threaded_blas():
+            return liu2025.kernel(name, self.limit_inputs, as_published=form == "published")
+
     def monte_carlo(self, depth: int, width: int) -> dict:
         """Seed statistics of NN``depth``'s empirical NNGP and NTK at ``width`` on :attr:`limit_inputs`
         (:func:`pytest_ntk.empirical.monte_carlo_kernels`, ``limit_samples`` initialisations, float32
@@ -613,7 +612,10 @@ class Audit:
 def _trial(seed: int, n: int, d: int, n_train: int):
     from pytest_ntk import data
 
-    return data.liu2025_sphere(seed, n, d, n_train, as_published=True)
+    # one BLAS thread, always: the draw y = L z must not depend on where it first happens (inside a
+    # cached computation or outside), or warm and cold runs would differ in the last bits
+    with single_threaded_blas():
+        return data.liu2025_sphere(seed, n, d, n_train, as_published=True)
 
 
 # ============================================================================ fixtures

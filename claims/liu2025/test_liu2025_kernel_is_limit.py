@@ -55,13 +55,10 @@ NETWORK_KERNELS = ("GP1", "GP2", "NTKA1", "NTKA2", "NTKJ1", "NTKJ2", "NTKB1", "N
 @pytest.mark.parametrize("form", ["published", "corrected"])
 @pytest.mark.parametrize("kernel", NETWORK_KERNELS)
 def test_kernel_is_limit(claim, liu2025, liu2025_settings, kernel, form):
-    from pytest_ntk.kernels import liu2025 as lk
-
     s = liu2025_settings
     depth = int(kernel[-1])
     kind = "nngp" if kernel.startswith("GP") else "ntk"
-    x = liu2025.limit_inputs
-    k_paper = lk.kernel(kernel, x, as_published=form == "published")
+    k_paper = liu2025.paper_kernel(kernel, form)
     norm = np.linalg.norm(k_paper)
     widths = [int(w) for w in s["limit_widths"]]
     rows, xs, ys = [], [], []

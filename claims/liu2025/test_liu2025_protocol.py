@@ -16,16 +16,21 @@ adds one change to the one before:
 
 All variants run on the same first ``gd_trials`` trials from the same initialisations (paired).
 
-Two predictions of ``Delta = RMSE(depth 2) - RMSE(depth 1)`` per variant, compared with the
-networks' ``Delta_NN`` with the tolerance of ``liu2025.depth_change`` (fixed before any run: the mean
-paired difference within ``0.5 * mean|Delta_K| + 0.02 * mean RMSE(K1)``, 95% CI):
+Two predictions of ``Delta = RMSE(depth 2) - RMSE(depth 1)`` per variant (parameter
+``prediction``), compared with the networks' ``Delta_NN`` with the tolerance of
+``liu2025.depth_change`` (fixed before any run: the mean paired difference within
+``0.5 * mean|Delta_K| + 0.02 * mean RMSE(K1)``, 95% CI):
 
-1. ``Delta_K(inf)``: kernel regression with the own NTKs on all 670 points -- the paper's
-   comparison, with the right kernel;
-2. ``Delta_K(t)``: the NTK's prediction for that very training -- gradient flow to ``t = lr * steps``
-   for SGD (its mean dynamics), gradient descent with the same ``lr`` and steps for the GD variants,
-   on the same training points, with each single network's own initial output ``f0`` (none for the
-   centred networks) -- the equivalence theorem's exact prediction.
+- ``regression``: ``Delta_K(inf)``, kernel regression with the own NTKs on all 670 points -- the
+  paper's comparison, with the right kernel;
+- ``same_training``: ``Delta_K(t)``, the NTK's prediction for that very training -- gradient flow to
+  ``t = lr * steps`` for SGD (its mean dynamics), gradient descent with the same ``lr`` and steps for
+  the GD variants, on the same training points, with each single network's own initial output ``f0``
+  (none for the centred networks) -- the equivalence theorem's exact prediction.
+
+(Both predictions and their tolerances were specified before the first run. That run recorded them
+as two measurements of one case per variant; since a FAILS stops a claim, the second was never
+judged where the first failed, so they are separate cases now. Nothing else changed.)
 
 The paper attributes the mismatch to the NTK approach, so every variant has ``expect="fails"``.
 """
@@ -54,15 +59,17 @@ DESCRIPTION = {
     statement=(
         "Under this training protocol the networks' own NTKs predict the depth change: the mean over trials "
         "of Delta_NN - Delta_K (Delta = RMSE(depth 2) - RMSE(depth 1)) is zero within 0.5*mean|Delta_K| + "
-        "0.02*mean RMSE(K1) (95% CI), first against kernel regression (t = infinity, all 670 points), then "
-        "against the NTK prediction for the same training time and points. Quick profile: width 256 (paper "
+        "0.02*mean RMSE(K1) (95% CI), with Delta_K from kernel regression (prediction=regression: t = "
+        "infinity, all 670 points) or from the NTK prediction for the same training time, points and initial "
+        "output (prediction=same_training). Quick profile: width 256 (paper "
         "10,000), 6 trials (paper 20), SGD 150/300 epochs (paper 3000/6000), full-batch GD 300 steps at half "
         "the critical rate (paper 10,000), ensembles of 4 (paper 4)."
     ),
     expect="fails",
 )
+@pytest.mark.parametrize("prediction", ["regression", "same_training"])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_protocol(claim, liu2025, liu2025_settings, variant):
+def test_protocol(claim, liu2025, liu2025_settings, variant, prediction):
     with claim.stage("train every variant and predict (shared)"):
         p = liu2025.protocol()
     nn, kt, kinf = p["nn"][variant], p["kt"][variant], p["kinf"]
@@ -83,7 +90,9 @@ def test_protocol(claim, liu2025, liu2025_settings, variant):
                  "Delta NN - Delta K(inf)", "Delta NN - Delta K(t)"], rows)
     claim.attach("per trial", {"delta_nn": d_nn.tolist(), "delta_k_inf": d_inf.tolist(), "delta_k_t": d_t.tolist(),
                                "rmse_nn": nn.tolist(), "rmse_k_t": kt.tolist(), "rmse_k_inf": kinf.tolist()})
-    claim.samples(d_nn, predicted=d_inf, rtol=0.5, atol=0.02 * float(np.mean(kinf[:, 0])),
-                  name="Delta_NN vs own-NTK regression Delta_K(inf)")
-    claim.samples(d_nn, predicted=d_t, rtol=0.5, atol=0.02 * float(np.mean(kt[:, 0])),
-                  name="Delta_NN vs own-NTK prediction at the same training Delta_K(t)")
+    if prediction == "regression":
+        claim.samples(d_nn, predicted=d_inf, rtol=0.5, atol=0.02 * float(np.mean(kinf[:, 0])),
+                      name="Delta_NN vs own-NTK regression Delta_K(inf)")
+    else:
+        claim.samples(d_nn, predicted=d_t, rtol=0.5, atol=0.02 * float(np.mean(kt[:, 0])),
+                      name="Delta_NN vs own-NTK prediction for the same training Delta_K(t)")
