@@ -25,3 +25,19 @@ def x64():
 
     with enable_x64():
         yield
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run numpy/scipy's dense linear algebra (BLAS/LAPACK) on one thread inside the block.
+
+    Kernel solves here are small (n ~ 1000: a Cholesky takes milliseconds on one core). Where the
+    cores are shared -- xdist workers, other jobs -- a multi-threaded OpenBLAS spin-waits for busy
+    threads and the same solve can take 10-100x longer. One thread also fixes the order of
+    floating-point reductions, so warm and cold runs agree to the bit. Uses threadpoolctl (the
+    scientific Python stack's tool for this) and restores the previous limits on exit.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

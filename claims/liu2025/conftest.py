@@ -60,17 +60,16 @@ instead of 50. ``paper`` is the published protocol unchanged (sized for a GPU).
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import hashlib
 import math
-import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from pytest_ntk.numerics import single_threaded_blas
 
 SETTINGS = {
     "quick": {
@@ -127,55 +126,6 @@ def pytest_generate_tests(metafunc):
 
 
 # ============================================================================ helpers
-def _openblas_thread_controls() -> list[tuple]:
-    """``(get, set)`` thread-count functions of every OpenBLAS that numpy and scipy have loaded."""
-    import scipy.linalg  # noqa: F401  (loads scipy's own OpenBLAS, so that it is found below)
-
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:  # not Linux: leave BLAS alone
-        return []
-    controls = []
-    for path in sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps))):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for suffix in ("64_", ""):
-            for prefix in ("scipy_openblas", "openblas"):
-                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                if get is not None and set_ is not None:
-                    get.restype = ctypes.c_int
-                    set_.argtypes = [ctypes.c_int]
-                    controls.append((get, set_))
-                    break
-            else:
-                continue
-            break
-    return controls
-
-
-@contextlib.contextmanager
-def single_threaded_blas():
-    """Run numpy/scipy's dense linear algebra on one thread, then restore the thread counts.
-
-    The suite's solves are n = 670 (a Cholesky is ~3 ms on one core). On a machine whose cores are
-    shared, multi-threaded OpenBLAS spin-waits for its busy threads and the same solve took 30-100x
-    longer (measured: 191 s instead of 19 s for the kernel rows). No effect on the numbers beyond
-    rounding-order changes inside LAPACK; a no-op where no OpenBLAS is found.
-    """
-    controls = _openblas_thread_controls()
-    saved = [get() for get, _ in controls]
-    for _, set_ in controls:
-        set_(1)
-    try:
-        yield
-    finally:
-        for (_, set_), n in zip(controls, saved):
-            set_(n)
-
-
 def rms(a, axis=None):
     """Root mean square (the paper's RMSE when ``a`` is a residual)."""
     a = np.asarray(a, np.float64)
