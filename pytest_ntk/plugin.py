@@ -46,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="rewrite the --ntk-baseline FILE from this run instead of comparing")
     group.addoption("--ntk-cache-dir", dest="ntk_cache_dir", default=None, metavar="DIR",
                     help="where trained networks and kernels are cached (default: pytest's cache dir, ntk/)")
+    group.addoption("--ntk-gpus", dest="ntk_gpus", type=int, default=None, metavar="N",
+                    help="with pytest-xdist on a host with N GPUs: pin worker gwK to GPU K mod N "
+                         "(sets CUDA_VISIBLE_DEVICES in the worker before JAX starts)")
     group.addoption("--ntk-no-cache", dest="ntk_no_cache", action="store_true", default=False,
                     help="neither read nor write the cache of trained networks and kernels")
     parser.addini("ntk_audit", "pytest-ntk: audit mode by default (as --ntk-audit)", type="bool", default=False)

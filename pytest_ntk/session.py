@@ -7,6 +7,8 @@ model, so the plugin stays a thin list of hooks.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,7 @@ class NTKSession:
     def __init__(self, config: pytest.Config):
         self.config = config
         self.is_worker = hasattr(config, "workerinput")
+        self.pinned_gpu = pin_worker_gpu(config)
         pyproject = Path(config.rootpath) / "pyproject.toml"
         try:
             self.profiles = load_profiles(pyproject)
@@ -353,3 +356,24 @@ def junit_properties(payload: dict[str, Any]) -> list[tuple[str, str]]:
         if m.get("ci"):
             props.append((f"ntk.{m['name']}.ci", repr(m["ci"])))
     return props
+
+
+def pin_worker_gpu(config) -> str | None:
+    """``--ntk-gpus N``: give xdist worker ``gwK`` the GPU ``K mod N`` (one worker per GPU).
+
+    Sets ``CUDA_VISIBLE_DEVICES`` in the worker process before anything imports JAX (the plugin
+    never does; claim modules are imported after configuration). Where ``CUDA_VISIBLE_DEVICES``
+    already lists devices, the K-th of them (mod N) is chosen. Returns the device, or None.
+    """
+    n = config.getoption("ntk_gpus")
+    if not n or not hasattr(config, "workerinput"):
+        return None
+    if n < 1:
+        raise pytest.UsageError(f"pytest-ntk: --ntk-gpus must be >= 1, got {n}")
+    if "jax" in sys.modules:
+        raise pytest.UsageError("pytest-ntk: --ntk-gpus needs to run before JAX is imported in the worker")
+    index = int(str(config.workerinput["workerid"]).lstrip("gw") or 0)
+    visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    device = visible[index % len(visible)] if visible else str(index % n)
+    os.environ["CUDA_VISIBLE_DEVICES"] = device
+    return device

@@ -755,3 +755,19 @@ import pytest
 def test_wrong(claim):
     claim.close(2.0, 1.0, rtol=0.1)
 """
+
+
+def test_ntk_gpus_pins_each_xdist_worker_to_one_device(pytester):
+    pytester.makepyfile(test_pin="""
+        import os, pytest
+
+        @pytest.mark.parametrize("i", range(4))
+        def test_device(i, request):
+            worker = request.config.workerinput["workerid"]
+            with open(f"{worker}-{i}.txt", "w") as fh:
+                fh.write(os.environ["CUDA_VISIBLE_DEVICES"])
+    """)
+    result = pytester.runpytest_subprocess("-n", "2", "--ntk-gpus", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    seen = {p.name.split("-")[0]: p.read_text() for p in pytester.path.glob("gw*-*.txt")}
+    assert seen == {"gw0": "0", "gw1": "1"}
