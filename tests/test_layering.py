@@ -15,7 +15,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "pytest_ntk"
 SCIENCE = ["nets.py", "empirical.py", "train.py", "predict.py", "data.py", "cache.py", "errors.py",
            "numerics.py", "oracle.py", "kernels"]
-HARNESS_NO_JAX = ["verdicts", "report", "profiles.py", "session.py", "plugin.py"]
+HARNESS_NO_JAX = ["verdicts", "report", "profiles.py", "session.py", "plugin.py", "seedcheck.py", "__main__.py"]
 
 
 def _modules(names):
