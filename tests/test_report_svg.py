@@ -127,3 +127,12 @@ def test_verdict_strip():
     root = parse(svg.verdict_strip(["HOLDS", None, "ERROR"], ["run 1", "run 2", "run 3"]))
     rects = all_of(root, "rect")
     assert [r.get("fill") for r in rects] == [svg.COLOURS["HOLDS"], "none", svg.COLOURS["ERROR"]]
+
+
+def test_interval_rows_clip_long_names_and_keep_them_as_tooltips():
+    name = "GP1: engine mean RMSE vs reference (atol = 1 SE)"
+    out = svg.interval_rows([{"name": name, "verdict": "HOLDS", "measured": 1.0, "ci": None,
+                              "band": (0.5, 1.5), "predicted": 1.0}])
+    assert f"<title>{name}</title>" in out
+    assert f">{name[:21]}\u2026</text>" in out and len(name[:21]) == 21
+    assert f">{name}</text>" not in out

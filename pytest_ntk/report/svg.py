@@ -185,7 +185,10 @@ def interval_rows(rows: Sequence[dict], *, width: int = 560) -> str:
         def x_of(v, lo=lo, hi=hi) -> float:
             return label_w + (float(v) - lo) / (hi - lo) * plot_w
 
-        body.append(_text(8, axis_y - 4, r.get("name", ""), size=12, weight="600"))
+        name = str(r.get("name", ""))
+        short = name if len(name) <= 22 else name[:21] + "\u2026"  # fits label_w at 12px; full name on hover
+        body.append(f"<g><title>{escape(name)}</title>"
+                    + _text(8, axis_y - 4, short, size=12, weight="600") + "</g>")
         body.append(_text(8, axis_y + 11, r.get("verdict", ""), size=10, fill=_colour(r.get("verdict")),
                           weight="600"))
         b0 = x_of(band[0]) if _finite(band[0]) else label_w
