@@ -12,7 +12,7 @@ import pytest
 
 from .oracle import OracleUnavailable
 from .session import NTKSession, claim_error_payload, junit_properties
-from .verdicts import ClaimError, ClaimFailed, Verdict
+from .verdicts import ClaimError, ClaimFailed
 
 _SESSION = pytest.StashKey[NTKSession]()
 _CLAIM = pytest.StashKey[tuple]()

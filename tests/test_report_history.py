@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 
-import pytest
-
 from pytest_ntk.report import history
 from pytest_ntk.report.jsonreport import build
 from pytest_ntk.verdicts import ClaimResult, Measurement, Verdict
