@@ -13,7 +13,7 @@ import itertools
 import numpy as np
 import pytest
 
-from pytest_ntk.cache import Cache, key_digest
+from pytest_ntk.science.cache import Cache, key_digest
 
 N = 1000  # a 1000 x 1000 float64 kernel: 8 MB
 KERNEL = np.random.default_rng(0).standard_normal((N, N))

@@ -6,9 +6,9 @@ nearly all of it neural-tangents).
 Workload: ``FullyConnected(depth=3, width=1024, relu)`` (2.1M parameters), NTK parameterization,
 float32, ``Theta(x, x)`` on 512 inputs in d = 15. Timed side by side in one run and one group:
 
-* ``ours-structured``: :func:`pytest_ntk.empirical.fc_empirical_ntk` (one forward pass, one
+* ``ours-structured``: :func:`pytest_ntk.science.empirical.fc_empirical_ntk` (one forward pass, one
   backward pass, 7 Gram matrices; the ``(512, 2.1M)`` Jacobian is never formed);
-* ``ours-generic``: :func:`pytest_ntk.empirical.empirical_ntk` on ``model.apply`` (blocked Jacobian
+* ``ours-generic``: :func:`pytest_ntk.science.empirical.empirical_ntk` on ``model.apply`` (blocked Jacobian
   contraction, what any JAX model gets);
 * ``nt-jacobian-contraction`` and ``nt-ntk-vector-products``: neural-tangents'
   ``empirical_ntk_fn`` on the equivalent ``stax`` network, evaluated at OUR parameters mapped into
@@ -20,7 +20,7 @@ float32, ``Theta(x, x)`` on 512 inputs in d = 15. Timed side by side in one run 
 Goals (from the issue, recorded in ``extra_info`` of ``test_ours_structured_empirical_ntk``, which
 runs last and reads the others' minima from this run): at least 100x faster than the faster
 neural-tangents mode, and at least 40% of the float32 matmul rate, counting the flops of
-:func:`~pytest_ntk.empirical.fc_ntk_flops` (the forward and backward matrix products and the Gram
+:func:`~pytest_ntk.science.empirical.fc_ntk_flops` (the forward and backward matrix products and the Gram
 matrices). Minimum times are used: the machine is shared and the minimum is the least disturbed
 estimate. Because the load can change between tests, the matmul-rate fraction of the goal comes
 from timings of the matmul and of ours alternated in that last test (``fraction_of_matmul_rate``);
@@ -39,8 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pytest_ntk import empirical, oracle
-from pytest_ntk.nets import FullyConnected
+from pytest_ntk.science import empirical, oracle
+from pytest_ntk.science.nets import FullyConnected
 
 GROUP = "empirical NTK: FC depth 3, width 1024, relu, n=512, d=15, float32"
 DEPTH, WIDTH, N, D = 3, 1024, 512, 15
@@ -159,7 +159,7 @@ def test_ours_generic_empirical_ntk(benchmark, setup):
     """The generic path on model.apply: Jacobian contraction in blocks (auto rule)."""
     benchmark.group = GROUP
     model, params, x = setup["model"], setup["params"], setup["x"]
-    method, rows, _ = empirical._choose_method(
+    method, rows, _ = empirical.generic._choose_method(
         "auto", model.n_params(D), 1, 4, empirical.GENERIC_BATCH_SIZE, empirical.MEMORY_BUDGET
     )
     empirical.empirical_ntk(model.apply, params, x[: rows + 1])  # compiles the diagonal and off-diagonal blocks

@@ -7,7 +7,7 @@ The audit builds, for each of 50 trials, the nine 1000 x 1000 Gram matrices of a
 (then slices train/train and test/train blocks). ``test_liu2025_nine_kernels_50_trials`` times
 exactly that, for the published and the corrected angle; the goal is under 10 s on 2 CPU cores
 (``extra_info["target_s"]``). Inputs are drawn outside the timed region (uniform(-5, 7) rows
-scaled to unit norm, as :func:`pytest_ntk.data.liu2025_sphere` draws them). One round each:
+scaled to unit norm, as :func:`pytest_ntk.science.data.liu2025_sphere` draws them). One round each:
 a round is 50 trials already, and the machine is shared.
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pytest_ntk.kernels import analytic, liu2025
-from pytest_ntk.nets import FullyConnected
+from pytest_ntk.science.kernels import analytic, liu2025
+from pytest_ntk.science.nets import FullyConnected
 
 N_TRIALS, N, D = 50, 1000, 15
 TARGET_S = 10.0

@@ -3,7 +3,7 @@
 Run: ``uv run pytest benchmarks/bench_train.py`` (pytest-benchmark). Each scenario's two rows share
 a group, so the table's relative column is the speed-up of the vmapped ensemble (goal: >= 2x).
 
-Both sides call :func:`pytest_ntk.train.train` and get a compiled ``lax.scan`` program; the only
+Both sides call :func:`pytest_ntk.science.train.train` and get a compiled ``lax.scan`` program; the only
 difference is one ``vmap`` over 8 seeds against 8 calls with one seed each. Compilation is excluded
 from both: every benchmark first runs its function once (``warmup_rounds=1``), which compiles and
 caches its program (train's programs are cached per model and configuration), then times
@@ -22,8 +22,8 @@ import jax
 import numpy as np
 import pytest
 
-from pytest_ntk.nets import FullyConnected
-from pytest_ntk.train import train
+from pytest_ntk.science.nets import FullyConnected
+from pytest_ntk.science.train import train
 
 FULL = os.environ.get("NTK_BENCH_FULL") == "1" or jax.default_backend() != "cpu"
 WIDTH = 512 if FULL else 128

@@ -11,7 +11,7 @@ or, to check the script itself on a CPU at a small width::
 What is measured
 ----------------
 * ``epoch_s``: wall time of one training epoch (``n_fit // 8`` SGD steps on the paper's 469 fitted
-  points, d = 15) of :func:`pytest_ntk.train.train` -- the same code the claims run -- with the
+  points, d = 15) of :func:`pytest_ntk.science.train.train` -- the same code the claims run -- with the
   compile time excluded: ``train`` is timed at ``E1`` and ``E2`` epochs (each compiled and warmed
   up first) and ``epoch_s = (t(E2) - t(E1)) / (E2 - E1)``, which also cancels the fixed costs of a
   call (initialisation, outputs at init).
@@ -37,9 +37,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pytest_ntk.data import liu2025_sphere
-from pytest_ntk.nets import FullyConnected
-from pytest_ntk.train import train
+from pytest_ntk.science.data import liu2025_sphere
+from pytest_ntk.science.nets import FullyConnected
+from pytest_ntk.science.train import train
 
 
 def copy_bandwidth(n_bytes: int = 1 << 30, repeats: int = 10) -> float:

@@ -13,22 +13,22 @@ from .verdicts import ClaimError, ClaimFailed, ClaimResult, Measurement, Toleran
 __version__ = "0.1.0"
 
 _LAZY = {
-    "FullyConnected": ("pytest_ntk.nets", "FullyConnected"),
-    "empirical_ntk": ("pytest_ntk.empirical", "empirical_ntk"),
-    "kernels": ("pytest_ntk.kernels", None),
-    "data": ("pytest_ntk.data", None),
-    "empirical": ("pytest_ntk.empirical", None),
-    "train": ("pytest_ntk.train", None),
-    "predict": ("pytest_ntk.predict", None),
-    "nets": ("pytest_ntk.nets", None),
-    "monte_carlo_kernels": ("pytest_ntk.empirical", "monte_carlo_kernels"),
-    "cache": ("pytest_ntk.cache", None),
-    "Cache": ("pytest_ntk.cache", "Cache"),
-    "train_network": ("pytest_ntk.train", "train"),
-    "train_pair": ("pytest_ntk.train", "train_pair"),
-    "kernel_regression": ("pytest_ntk.predict", "kernel_regression"),
-    "gradient_descent_mse": ("pytest_ntk.predict", "gradient_descent_mse"),
-    "gp_posterior": ("pytest_ntk.predict", "gp_posterior"),
+    "FullyConnected": ("pytest_ntk.science.nets", "FullyConnected"),
+    "empirical_ntk": ("pytest_ntk.science.empirical", "empirical_ntk"),
+    "kernels": ("pytest_ntk.science.kernels", None),
+    "data": ("pytest_ntk.science.data", None),
+    "empirical": ("pytest_ntk.science.empirical", None),
+    "train": ("pytest_ntk.science.train", None),
+    "predict": ("pytest_ntk.science.predict", None),
+    "nets": ("pytest_ntk.science.nets", None),
+    "monte_carlo_kernels": ("pytest_ntk.science.empirical", "monte_carlo_kernels"),
+    "cache": ("pytest_ntk.science.cache", None),
+    "Cache": ("pytest_ntk.science.cache", "Cache"),
+    "train_network": ("pytest_ntk.science.train", "train"),
+    "train_pair": ("pytest_ntk.science.train", "train_pair"),
+    "kernel_regression": ("pytest_ntk.science.predict", "kernel_regression"),
+    "gradient_descent_mse": ("pytest_ntk.science.predict", "gradient_descent_mse"),
+    "gp_posterior": ("pytest_ntk.science.predict", "gp_posterior"),
 }
 
 __all__ = [

@@ -1,7 +1,7 @@
 """pytest-ntk's pytest plugin: options, markers, fixtures and hooks. Thin by design.
 
 The claim logic lives in :mod:`pytest_ntk.verdicts` (what a measurement means),
-:mod:`pytest_ntk.session` (the run's state) and :mod:`pytest_ntk.report` (writers).
+:mod:`pytest_ntk.harness.session` (the run's state) and :mod:`pytest_ntk.report` (writers).
 A claim's result travels as ``report.ntk_claim`` (a JSON-ready dict), so it survives
 pytest-xdist's serialization and the controller aggregates one report.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from .oracle import OracleUnavailable
-from .session import NTKSession, claim_error_payload, junit_properties
+from .science.errors import OptionalDependencyMissing
+from .harness.session import NTKSession, claim_error_payload, junit_properties
 from .verdicts import ClaimError, ClaimFailed
 
 _SESSION = pytest.StashKey[NTKSession]()
@@ -109,7 +109,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if call.when != "call":
         return report
     error = call.excinfo.value if call.excinfo is not None else None
-    if isinstance(error, OracleUnavailable):  # the oracle is optional: a claim that needs it skips
+    if isinstance(error, OptionalDependencyMissing):  # e.g. the oracle is absent: a claim that needs it skips
         report.outcome = "skipped"
         report.longrepr = (str(item.path), item.location[1], f"Skipped: {error}")
         error = None
@@ -231,13 +231,13 @@ def tolerance(request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="session")
 def ntk_profile(request: pytest.FixtureRequest):
-    """The active :class:`~pytest_ntk.profiles.Profile` (``--ntk-profile``)."""
+    """The active :class:`~pytest_ntk.harness.profiles.Profile` (``--ntk-profile``)."""
     return request.config.stash[_SESSION].profile
 
 
 @pytest.fixture(scope="session")
 def ntk_cache(request: pytest.FixtureRequest):
-    """The run's :class:`~pytest_ntk.cache.Cache` of trained networks and kernels (memoized in-session, on disk)."""
+    """The run's :class:`~pytest_ntk.science.cache.Cache` of trained networks and kernels (memoized in-session, on disk)."""
     return request.config.stash[_SESSION].cache
 
 

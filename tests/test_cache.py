@@ -1,4 +1,4 @@
-"""pytest_ntk.cache: content-addressed keys, exact round trips, memo/disk/compute layers,
+"""pytest_ntk.science.cache: content-addressed keys, exact round trips, memo/disk/compute layers,
 corruption handling, process safety, and the `ntk_cache` fixture in real pytest runs."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from pytest_ntk.cache import (
+from pytest_ntk.science.cache import (
     FORMAT,
     Cache,
     CacheCorruptWarning,
@@ -141,7 +141,7 @@ def test_roundtrip_nested_pytree_is_exact_on_every_path(tmp_path):
 
 def test_jax_arrays_come_back_as_numpy_bitwise(tmp_path):
     jax = pytest.importorskip("jax")
-    from pytest_ntk.numerics import x64
+    from pytest_ntk.science.numerics import x64
 
     def compute():
         with x64():
@@ -161,8 +161,8 @@ def test_jax_arrays_come_back_as_numpy_bitwise(tmp_path):
 
 def test_trained_network_parameters_identical_warm_and_cold(tmp_path):
     jax = pytest.importorskip("jax")
-    from pytest_ntk.nets import FullyConnected
-    from pytest_ntk.numerics import x64
+    from pytest_ntk.science.nets import FullyConnected
+    from pytest_ntk.science.numerics import x64
 
     model = FullyConnected(depth=2, width=16)
 
@@ -459,7 +459,7 @@ import importlib.util, json, os, sys, time
 from pathlib import Path
 import numpy as np
 
-# pytest_ntk.cache, loaded from its file: the child skips the package's other imports (scipy) to start fast
+# pytest_ntk.science.cache, loaded from its file: the child skips the package's other imports (scipy) to start fast
 spec = importlib.util.spec_from_file_location("ntk_cache_under_test", sys.argv[1])
 cache_module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cache_module)
@@ -484,7 +484,7 @@ print(json.dumps({"K": value["K"].tobytes().hex(), "misses": s["misses"], "disk_
 
 
 def test_concurrent_processes_compute_once(tmp_path):
-    import pytest_ntk.cache as cache_module
+    import pytest_ntk.science.cache as cache_module
 
     script = tmp_path / "contender.py"
     script.write_text(CONTENDER)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pytest_ntk import data
-from pytest_ntk.errors import NumericalError
-from pytest_ntk.kernels import analytic, liu2025
-from pytest_ntk.nets import FullyConnected
+from pytest_ntk.science import data
+from pytest_ntk.science.errors import NumericalError
+from pytest_ntk.science.kernels import analytic, liu2025
+from pytest_ntk.science.nets import FullyConnected
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_teacher_network():
     import jax
     import jax.numpy as jnp
 
-    from pytest_ntk.numerics import x64
+    from pytest_ntk.science.numerics import x64
 
     model = FullyConnected(2, 16, "relu", 1.3, 0.2)
     t = data.teacher(model, 20, 4, seed=8)

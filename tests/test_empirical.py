@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from pytest_ntk import empirical, oracle
-from pytest_ntk.errors import NumericalError
-from pytest_ntk.nets import FullyConnected
-from pytest_ntk.numerics import x64
+from pytest_ntk.science import empirical, oracle
+from pytest_ntk.science.errors import NumericalError
+from pytest_ntk.science.nets import FullyConnected
+from pytest_ntk.science.numerics import x64
 
 ACTS = ["relu", "erf", "tanh", "identity"]
 needs_oracle = pytest.mark.skipif(not oracle.available(), reason=oracle.reason())
@@ -155,10 +155,10 @@ def test_blocked_equals_fused(outputs):
 
 def test_auto_rule_picks_by_parameter_count_times_batch():
     # P = 1000 float32 parameters, K = 1: a row's Jacobian is 4000 bytes; 2 rows of Jacobians per block pair
-    assert empirical._choose_method("auto", 1000, 1, 4, 128, 2 * 128 * 4000) == ("jacobian", 128, 128)
-    method, rows, _ = empirical._choose_method("auto", 1000, 1, 4, 128, 2 * 20 * 4000)
+    assert empirical.generic._choose_method("auto", 1000, 1, 4, 128, 2 * 128 * 4000) == ("jacobian", 128, 128)
+    method, rows, _ = empirical.generic._choose_method("auto", 1000, 1, 4, 128, 2 * 20 * 4000)
     assert (method, rows) == ("jacobian", 20)
-    method, rows, chunk = empirical._choose_method("auto", 1000, 1, 4, 128, 2 * 10 * 4000)
+    method, rows, chunk = empirical.generic._choose_method("auto", 1000, 1, 4, 128, 2 * 10 * 4000)
     assert (method, rows, chunk) == ("ntvp", 128, 20)
     # and the auto result is the kernel, whichever it picks
     model = FullyConnected(1, 6, "relu")

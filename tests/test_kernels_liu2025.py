@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from pytest_ntk import oracle
-from pytest_ntk.errors import NumericalError
-from pytest_ntk.kernels import analytic, liu2025
-from pytest_ntk.nets import FullyConnected
-from pytest_ntk.numerics import x64
+from pytest_ntk.science import oracle
+from pytest_ntk.science.errors import NumericalError
+from pytest_ntk.science.kernels import analytic, liu2025
+from pytest_ntk.science.nets import FullyConnected
+from pytest_ntk.science.numerics import x64
 
 needs_nt = pytest.mark.skipif(not oracle.available(), reason=oracle.reason())
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from pytest_ntk import predict
-from pytest_ntk.errors import IllConditionedKernel, IllConditionedKernelWarning, NumericalError
+from pytest_ntk.science import predict
+from pytest_ntk.science.errors import IllConditionedKernel, IllConditionedKernelWarning, NumericalError
 
 
 def _kernel_problem(n=12, m=5, k=None, seed=0, rank=None):
@@ -50,8 +50,11 @@ def test_ill_conditioned_kernel_raises_with_condition_number():
     assert cond > 1e12
     with pytest.raises(IllConditionedKernel) as info:
         predict.kernel_regression(K, np.ones(8), K[:2])
+    # LAPACK's estimate and numpy's SVD-based value agree to about a percent, but which side of
+    # 1e13 each lands on depends on the CPU's BLAS: compare numbers, and check that the message
+    # shows the estimate the error carries (never the leading digits of one machine's rounding).
     assert info.value.condition_number == pytest.approx(cond, rel=1e-2)
-    assert f"{cond:.2e}"[:4] in str(info.value)  # leading digits of the condition number
+    assert f"{info.value.condition_number:.3e}" in str(info.value)
     assert "1.0e+12" in str(info.value)
     # A ridge repairs it.
     predict.kernel_regression(K, np.ones(8), K[:2], ridge=1e-6)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pytest_ntk.profiles import BUILTIN, ProfileError, load_profiles
+from pytest_ntk.harness.profiles import BUILTIN, ProfileError, load_profiles
 from pytest_ntk.verdicts import Tolerance
 
 SUITE = {"quick": {"nn_width": 100, "epochs": 5}, "paper": {"nn_width": 4096, "epochs": 500}}

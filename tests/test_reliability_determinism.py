@@ -23,8 +23,8 @@ import jax
 import numpy as np
 import pytest
 
-from pytest_ntk.nets import FullyConnected
-from pytest_ntk.train import train
+from pytest_ntk.science.nets import FullyConnected
+from pytest_ntk.science.train import train
 
 
 def data(seed):

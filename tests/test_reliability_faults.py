@@ -28,11 +28,11 @@ import pytest
 # imported here, before pytester's in-process session snapshots sys.modules: a C extension that
 # session imported first (numpy.fft under scipy.linalg) could not be loaded a second time after it
 import jax.numpy  # noqa: F401
-import pytest_ntk.nets  # noqa: F401
-import pytest_ntk.predict  # noqa: F401
-import pytest_ntk.train  # noqa: F401
-from pytest_ntk.errors import IllConditionedKernel, IllConditionedKernelWarning
-from pytest_ntk.predict import kernel_regression
+import pytest_ntk.science.nets  # noqa: F401
+import pytest_ntk.science.predict  # noqa: F401
+import pytest_ntk.science.train  # noqa: F401
+from pytest_ntk.science.errors import IllConditionedKernel, IllConditionedKernelWarning
+from pytest_ntk.science.predict import kernel_regression
 
 pytest_plugins = ["pytester"]
 
@@ -70,9 +70,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pytest_ntk.nets import FullyConnected
-from pytest_ntk.predict import kernel_regression
-from pytest_ntk.train import train
+from pytest_ntk.science.nets import FullyConnected
+from pytest_ntk.science.predict import kernel_regression
+from pytest_ntk.science.train import train
 
 X = np.linspace(-1.0, 1.0, 8).reshape(4, 2)
 Y = np.sin(3.0 * X[:, 0])
@@ -181,7 +181,7 @@ for name in [m for m in sys.modules if m == "neural_tangents" or m.startswith("n
 ORACLE_CLAIMS = '''
 import pytest
 
-from pytest_ntk import oracle
+from pytest_ntk.science import oracle
 
 # the documented pattern: a claim that needs the oracle says so, and SKIPs with the reason without it
 needs_oracle = pytest.mark.skipif(not oracle.available(), reason=oracle.reason())

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from pytest_ntk import predict
-from pytest_ntk.errors import TrainingDiverged
-from pytest_ntk.nets import FullyConnected
-from pytest_ntk.numerics import x64
-from pytest_ntk.train import SHUFFLE_STREAM, TrainPair, ntk_max_eigenvalue, train, train_pair
+from pytest_ntk.science import predict
+from pytest_ntk.science.errors import TrainingDiverged
+from pytest_ntk.science.nets import FullyConnected
+from pytest_ntk.science.numerics import x64
+from pytest_ntk.science.train import SHUFFLE_STREAM, TrainPair, ntk_max_eigenvalue, train, train_pair
 
 MODEL = FullyConnected(depth=1, width=24, activation="erf")
 N, M, D = 10, 4, 3

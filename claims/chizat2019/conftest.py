@@ -10,7 +10,7 @@ move by ``O(1/alpha)``, the two weight paths differ by ``O(1/alpha^2)`` and the 
 ``alpha h`` and ``alpha h_bar`` by ``O(1/alpha)``.
 
 Model. ``h(w) = f(w) - f(w0)`` (*centred*, so ``h(w0) = 0``) or ``h(w) = f(w)`` (*uncentred*, the
-negative control) with ``f`` a :class:`pytest_ntk.nets.FullyConnected` network. Gradient descent
+negative control) with ``f`` a :class:`pytest_ntk.science.nets.FullyConnected` network. Gradient descent
 with step ``eta`` on ``F_alpha`` is gradient descent with step ``eta/alpha^2`` on ``L(alpha h)``.
 We write it in the rescaled coordinates ``v = alpha (w - w0)``: then
 
@@ -19,7 +19,7 @@ We write it in the rescaled coordinates ``v = alpha (w - w0)``: then
 trained from ``v = 0`` with the *same* step ``eta`` for every alpha (``grad_v = grad_w / alpha``, so
 ``v <- v - eta grad_v L(g)`` is exactly ``w <- w - eta/alpha^2 grad_w L(alpha h)``). Its
 linearization ``g_lin(v) = g(0) + Df(w0) v`` is the same for every alpha, so one compiled program
-(:func:`pytest_ntk.train.train_pair`, full batch, float64) trains every (alpha, seed) member and its
+(:func:`pytest_ntk.science.train.train_pair`, full batch, float64) trains every (alpha, seed) member and its
 linearization at once; ``alpha``, ``c`` and ``w0`` ride along as parameters behind
 ``stop_gradient``. Weights: ``w_T - w0 = v_T / alpha``.
 
@@ -28,7 +28,7 @@ NTK of ``f`` at the first seed's ``w0`` on the training inputs (the NTK of ``g``
 same ``Theta_0``); ``T = eta * steps`` is the fixed horizon of the theorem, identical for every alpha.
 
 Data. ``x`` uniform on the sphere ``S^{d-1}``, ``y`` the outputs of a random one-hidden-layer tanh
-teacher (:func:`pytest_ntk.data.teacher`, ``kind="network"``); the first ``n_train`` points train,
+teacher (:func:`pytest_ntk.science.data.teacher`, ``kind="network"``); the first ``n_train`` points train,
 the others are held out.
 
 SETTINGS (per profile)
@@ -84,7 +84,7 @@ class ScaledModel:
 
     ``p = {"v", "w0", "alpha", "centre"}``; only ``v`` is trained (the others are behind
     ``jax.lax.stop_gradient``, so their gradients and tangents are zero and they never move).
-    Hashable, with ``init``/``apply``, so :func:`pytest_ntk.train.train_pair` can train it.
+    Hashable, with ``init``/``apply``, so :func:`pytest_ntk.science.train.train_pair` can train it.
     """
 
     net: object  # a FullyConnected
@@ -138,10 +138,10 @@ def lazy_runs(settings: dict, seeds: list[int], data_seed: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from pytest_ntk import data
-    from pytest_ntk.nets import FullyConnected
-    from pytest_ntk.numerics import x64
-    from pytest_ntk.train import ntk_max_eigenvalue, train_pair
+    from pytest_ntk.science import data
+    from pytest_ntk.science.nets import FullyConnected
+    from pytest_ntk.science.numerics import x64
+    from pytest_ntk.science.train import ntk_max_eigenvalue, train_pair
 
     s = settings
     net = FullyConnected(depth=s["depth"], width=s["width"], activation=s["activation"])

@@ -19,7 +19,7 @@ The networks are those of the paper's Theorem 1: fully connected ReLU, weights N
     ``samples``: independent networks per configuration, split into ``groups`` (one estimate of
         E[K^2]/E[K]^2 per group, so every fit has replicates).
 
-Each configuration's diagonal NTK samples come from :func:`pytest_ntk.empirical.monte_carlo_kernels`
+Each configuration's diagonal NTK samples come from :func:`pytest_ntk.science.empirical.monte_carlo_kernels`
 (the structured empirical NTK, float64) and are cached through ``ntk_cache`` under a key naming the
 model, the input, the seed, the sample count and a digest of this file.
 """
@@ -62,13 +62,13 @@ def hn_settings(ntk_profile) -> dict:
 
 
 def hn_model(depth: int, width: int):
-    from pytest_ntk.nets import FullyConnected
+    from pytest_ntk.science.nets import FullyConnected
 
     return FullyConnected(int(depth), int(width), "relu", W_std=2**0.5, b_std=0.0, parameterization="standard")
 
 
 def hn_input(dim: int, base_seed: int) -> np.ndarray:
-    from pytest_ntk import data
+    from pytest_ntk.science import data
 
     return data.sphere(1, dim, derive_seed(base_seed, "hanin_nica2019/input")) * np.sqrt(dim)
 
@@ -76,7 +76,7 @@ def hn_input(dim: int, base_seed: int) -> np.ndarray:
 def _ntk_diagonal(depth: int, width: int, x: np.ndarray, seed: int, samples: int) -> np.ndarray:
     import jax
 
-    from pytest_ntk.empirical import monte_carlo_kernels
+    from pytest_ntk.science.empirical import monte_carlo_kernels
 
     mc = monte_carlo_kernels(hn_model(depth, width), jax.random.PRNGKey(seed), x, n_samples=samples,
                              dtype=np.float64, keep_samples=True)

@@ -74,9 +74,9 @@ def _convergence(settings: dict, base_seed: int) -> dict:
     """Per (width, seed): ``||Theta_hat - Theta_inf||_F / ||Theta_inf||_F`` on the circle inputs."""
     import jax
 
-    from pytest_ntk import data
-    from pytest_ntk.empirical import monte_carlo_kernels
-    from pytest_ntk.nets import FullyConnected
+    from pytest_ntk.science import data
+    from pytest_ntk.science.empirical import monte_carlo_kernels
+    from pytest_ntk.science.nets import FullyConnected
 
     s = settings
     x, angle = data.circle(s["n_circle"], derive_seed(base_seed, "jacot2018.ntk_convergence/inputs"))
@@ -115,11 +115,11 @@ def _decay(settings: dict, base_seed: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from pytest_ntk import data, predict
-    from pytest_ntk.empirical import fc_empirical_ntk
-    from pytest_ntk.nets import FullyConnected
-    from pytest_ntk.numerics import x64
-    from pytest_ntk.train import train
+    from pytest_ntk.science import data, predict
+    from pytest_ntk.science.empirical import fc_empirical_ntk
+    from pytest_ntk.science.nets import FullyConnected
+    from pytest_ntk.science.numerics import x64
+    from pytest_ntk.science.train import train
 
     s = settings
     x = data.sphere(s["n"], s["dim"], derive_seed(base_seed, "jacot2018.residual_decay/inputs"))

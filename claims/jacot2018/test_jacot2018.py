@@ -1,7 +1,7 @@
 """Claims of Jacot, Gabriel & Hongler (2018), *Neural Tangent Kernel: Convergence and Generalization
 in Neural Networks*, arXiv:1806.07572. Settings per profile: ``conftest.py``.
 
-Loss and time follow :mod:`pytest_ntk.train`: ``L = 1/(2n) ||f - y||^2`` and ``t = lr * steps``,
+Loss and time follow :mod:`pytest_ntk.science.train`: ``L = 1/(2n) ||f - y||^2`` and ``t = lr * steps``,
 so gradient flow moves the training outputs by ``df/dt = -(1/n) Theta (f - y)``; the paper's
 ``e^{-lambda_i t}`` (its cost averages over the empirical input distribution) is our
 ``e^{-lambda_i t / n}`` with ``lambda_i`` the eigenvalues of the n x n Gram of Theta.
@@ -53,8 +53,8 @@ def test_ntk_convergence(claim, ntk_convergence):
 
 
 def _pd_ratio(activation: str, s: dict, seed: int):
-    from pytest_ntk import data
-    from pytest_ntk.nets import FullyConnected
+    from pytest_ntk.science import data
+    from pytest_ntk.science.nets import FullyConnected
 
     x = data.sphere(s["n_points"], s["dim"], seed)
     model = FullyConnected(s["depth"], 1, activation, W_std=s["W_std"], b_std=s["b_std"])

@@ -18,7 +18,7 @@ Descent* (arXiv:1902.06720): settings and shared work.
 ``diverge`` -- claim ``lee2019.linearized_diverges_above_critical_rate`` (Section 2):
     ``width``, ``seeds``: linearized networks trained above the critical rate;
     ``lr_fraction``: the step as a fraction of each network's own ``2 n / lambda_max(Theta_hat_0)``
-    (the ``lr_fraction`` of :func:`pytest_ntk.train.train`); ``steps``: steps of full-batch GD.
+    (the ``lr_fraction`` of :func:`pytest_ntk.science.train.train`); ``steps``: steps of full-batch GD.
 
 Shared work is computed once per session by the fixtures below and cached through ``ntk_cache``
 under a key naming every input and a digest of this file.
@@ -62,8 +62,8 @@ def lee_settings(ntk_profile) -> dict:
 
 def dataset(s: dict, base_seed: int):
     """Inputs on the sphere and targets drawn from the infinite-width NNGP prior (float64)."""
-    from pytest_ntk import data
-    from pytest_ntk.nets import FullyConnected
+    from pytest_ntk.science import data
+    from pytest_ntk.science.nets import FullyConnected
 
     teacher = FullyConnected(s["depth"], 1, s["activation"], W_std=s["W_std"], b_std=s["b_std"])
     t = data.teacher(teacher, s["n"], s["dim"], derive_seed(base_seed, "lee2019/data"), kind="gp")
@@ -84,7 +84,7 @@ def linearized_path(theta0: np.ndarray, f0: np.ndarray, y: np.ndarray, lr: float
     Each step maps the residual ``r = f - y`` to ``(I - lr Theta_hat_0 / n) r``, so with
     ``Theta_hat_0 = V diag(lambda) V^T``: ``f_k = y + V diag((1 - lr lambda / n)^k) V^T (f_0 - y)``,
     with integer powers (a factor ``1 - lr lambda / n`` below 0 is legitimate below the critical
-    rate). Written out here rather than through :func:`pytest_ntk.predict.gradient_descent_mse`,
+    rate). Written out here rather than through :func:`pytest_ntk.science.predict.gradient_descent_mse`,
     whose ``t / lr`` is a float: a negative factor raised to 7.999999... is NaN.
     """
     n = theta0.shape[0]
@@ -107,10 +107,10 @@ def _lazy_width(s: dict, width: int, x, y, lr: float, seeds: list[int]) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from pytest_ntk.empirical import fc_empirical_ntk
-    from pytest_ntk.nets import FullyConnected
-    from pytest_ntk.numerics import x64
-    from pytest_ntk.train import train
+    from pytest_ntk.science.empirical import fc_empirical_ntk
+    from pytest_ntk.science.nets import FullyConnected
+    from pytest_ntk.science.numerics import x64
+    from pytest_ntk.science.train import train
 
     model = FullyConnected(s["depth"], width, s["activation"], W_std=s["W_std"], b_std=s["b_std"])
     n = x.shape[0]
@@ -154,8 +154,8 @@ def _lazy_width(s: dict, width: int, x, y, lr: float, seeds: list[int]) -> dict:
 
 
 def _lazy(s: dict, base_seed: int) -> dict:
-    from pytest_ntk import predict
-    from pytest_ntk.nets import FullyConnected
+    from pytest_ntk.science import predict
+    from pytest_ntk.science.nets import FullyConnected
 
     x, y = dataset(s, base_seed)
     limit = FullyConnected(s["depth"], 1, s["activation"], W_std=s["W_std"], b_std=s["b_std"]).ntk(x)
@@ -182,10 +182,10 @@ def _diverge(s_lazy: dict, s: dict, base_seed: int) -> dict:
     """Linearized (and, for the table, real) networks trained at ``lr_fraction`` of their critical rate."""
     import jax
 
-    from pytest_ntk.empirical import fc_empirical_ntk
-    from pytest_ntk.errors import TrainingDiverged
-    from pytest_ntk.nets import FullyConnected
-    from pytest_ntk.train import train
+    from pytest_ntk.science.empirical import fc_empirical_ntk
+    from pytest_ntk.science.errors import TrainingDiverged
+    from pytest_ntk.science.nets import FullyConnected
+    from pytest_ntk.science.train import train
 
     x, y = dataset(s_lazy, base_seed)
     n = x.shape[0]

@@ -5,12 +5,12 @@ session-scoped fixture (the claims call it inside ``claim.stage``):
 
 (a) ``finite_vs_kernel(which)`` -- *centring and ensembling move finite networks toward the kernel.*
     ``n_ensembles * ensemble_size`` one-hidden-layer ReLU networks (NTK parameterization) of width
-    ``widths[which]`` are trained by full-batch gradient descent (float32, :func:`pytest_ntk.train.train`)
+    ``widths[which]`` are trained by full-batch gradient descent (float32, :func:`pytest_ntk.science.train.train`)
     for ``steps`` steps at ``lr = lr_fraction * 2n / lambda_max(Theta)``, ``Theta`` the infinite-width
     NTK on the training inputs; every initialisation is trained twice, as the plain network ``f(w)``
     and as the *centred* network ``f(w) - f(w0)`` (the initial output subtracted during training, as
     in the paper). The reference is the infinite-width mean prediction at the same time
-    ``t = lr * steps``: :func:`pytest_ntk.predict.gradient_descent_mse` with the analytic NTK and
+    ``t = lr * steps``: :func:`pytest_ntk.science.predict.gradient_descent_mse` with the analytic NTK and
     ``f0 = 0`` (gradient descent with the same ``lr``). Distances are RMS over held-out points.
 
 (b) ``ridge_vs_early_stopping()`` -- *diagonal regularization of kernels acts like early stopping.*
@@ -33,7 +33,7 @@ session-scoped fixture (the claims call it inside ``claim.stage``):
 
 (c) ``float_precision()`` -- *float32 kernel regression degrades against float64 as n grows.*
     NTK (depth-2 ReLU) Gram matrices on ``n`` points of ``S^{d-1}`` for growing ``n``: the float64
-    solve (Cholesky, as :func:`pytest_ntk.predict.kernel_regression`) against the same regression done
+    solve (Cholesky, as :func:`pytest_ntk.science.predict.kernel_regression`) against the same regression done
     entirely in float32 (the Gram and targets rounded to float32, Cholesky ``spotrf`` -- or LDL^T if
     the rounded Gram is no longer numerically positive definite -- and the float32 product with the
     test-train kernel). A backward-stable solve has relative error up to ``~ kappa(K) * eps``; the
@@ -44,7 +44,7 @@ SETTINGS (per profile)
 ----------------------
 (a) ``ens_*``: ``widths`` ({"narrow", "wide"}), ``depth``, ``d``, ``n_train``, ``n_test``, ``n_ensembles``
     ensembles of ``ensemble_size`` members, ``steps``, ``lr_fraction``; targets are one draw of the
-    architecture's NNGP prior (:func:`pytest_ntk.data.teacher`, ``kind="gp"``).
+    architecture's NNGP prior (:func:`pytest_ntk.science.data.teacher`, ``kind="gp"``).
 (b) ``ridge_*``: ``depth``, ``d``, ``n_train``, ``n_test``, ``noise`` (std of the Gaussian label noise on
     the training targets; held-out targets are clean), ``n_seeds`` data sets, ``ridge_over_kbar`` (the
     times), ``grid_per_decade``, ``grid_decades`` (the ridge grid, as multiples of Kbar).
@@ -139,9 +139,9 @@ def finite_vs_kernel(settings: dict, which: str, seeds: list[int], data_seed: in
     import jax
     import jax.numpy as jnp
 
-    from pytest_ntk import data, predict
-    from pytest_ntk.nets import FullyConnected
-    from pytest_ntk.train import train
+    from pytest_ntk.science import data, predict
+    from pytest_ntk.science.nets import FullyConnected
+    from pytest_ntk.science.train import train
 
     s = settings
     width = int(s["ens_widths"][which])
@@ -191,8 +191,8 @@ def ridge_vs_early_stopping(settings: dict, seeds: list[int]) -> dict:
     """
     import scipy.linalg
 
-    from pytest_ntk import data, predict
-    from pytest_ntk.nets import FullyConnected
+    from pytest_ntk.science import data, predict
+    from pytest_ntk.science.nets import FullyConnected
 
     s = settings
     net = FullyConnected(depth=s["ridge_depth"], width=1, activation="relu")
@@ -259,8 +259,8 @@ def float_precision(settings: dict, seeds: list[int]) -> dict:
     """
     import scipy.linalg
 
-    from pytest_ntk import data, predict
-    from pytest_ntk.nets import FullyConnected
+    from pytest_ntk.science import data, predict
+    from pytest_ntk.science.nets import FullyConnected
 
     s = settings
     net = FullyConnected(depth=s["fp_depth"], width=1, activation="relu")

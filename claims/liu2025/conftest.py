@@ -3,9 +3,9 @@
 The paper's one experiment (``/work/shared/paper-liu2025.md``; public code ``howardhi/NTK-Issues``,
 ``15d_ntkb1_par.py``) runs 50 trials. Per trial: 1000 inputs ``x`` in d = 15 (coordinates
 uniform(-5, 7), rows scaled to unit norm), targets ``y ~ N(0, K)`` with ``K`` the published NTKB1
-Gram, a random 670/330 split (:func:`pytest_ntk.data.liu2025_sphere`). Eleven predictors are
+Gram, a random 670/330 split (:func:`pytest_ntk.science.data.liu2025_sphere`). Eleven predictors are
 scored by test RMSE: two trained networks (NN1, NN2) and kernel regression ``K_* K^{-1} y`` with
-nine kernels (:mod:`pytest_ntk.kernels.liu2025`).
+nine kernels (:mod:`pytest_ntk.science.kernels.liu2025`).
 
 Everything the claims share is computed here, once per session, through ``ntk_cache`` (memory,
 then disk): a warm run reads every trained network and every RMSE table back bit for bit. Every
@@ -18,7 +18,7 @@ The published protocol, transcribed into the engine's conventions
   NN1 = ``FullyConnected(1, width)``, NN2 = ``FullyConnected(2, width)``; the published Keras
   models (``Rescaling(1/sqrt(fan_in))`` before each ``Dense``, unscaled biases) are exactly these.
 - Loss and step: Keras' ``"mse"`` is ``mean((f - y)^2)`` without the factor 1/2 of the engine's
-  ``1/(2B) sum (f - y)^2`` (:mod:`pytest_ntk.train`), so Keras' SGD step with learning rate 0.002 is
+  ``1/(2B) sum (f - y)^2`` (:mod:`pytest_ntk.science.train`), so Keras' SGD step with learning rate 0.002 is
   the engine's step with ``lr = 0.004`` (``sgd_lr``).
 - Validation split: Keras' ``validation_split=0.3`` keeps the first
   ``floor(670 * (1 - 0.3)) = 468`` training points for fitting (in floating point
@@ -69,7 +69,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_ntk.numerics import single_threaded_blas
+from pytest_ntk.science.numerics import single_threaded_blas
 
 SETTINGS = {
     "quick": {
@@ -109,7 +109,7 @@ def _collection_settings(config) -> dict:
 
     ``liu2025.equivalence`` is parametrized over the profile's widths, before any fixture exists.
     """
-    from pytest_ntk.profiles import load_profiles
+    from pytest_ntk.harness.profiles import load_profiles
 
     name = config.getoption("ntk_profile") or config.getini("ntk_profile") or "quick"
     profiles = load_profiles(Path(config.rootpath) / "pyproject.toml")
@@ -138,12 +138,12 @@ def cholesky_regression(k_full, trial) -> tuple[float, float]:
     ``k_full`` is the (n, n) Gram matrix of all of the trial's inputs; ``K`` = its train/train
     block, ``K_*`` its test/train block. Solved by Cholesky (scipy); the condition number is LAPACK's
     ``dpocon`` estimate of ``||K||_1 ||K^{-1}||_1`` from the factor (O(n^2)). A matrix that is not
-    numerically positive definite raises :class:`pytest_ntk.errors.IllConditionedKernel`.
+    numerically positive definite raises :class:`pytest_ntk.science.errors.IllConditionedKernel`.
     """
     import scipy.linalg
     from scipy.linalg import lapack
 
-    from pytest_ntk.errors import IllConditionedKernel
+    from pytest_ntk.science.errors import IllConditionedKernel
 
     tr, te = trial.train_idx, trial.test_idx
     k = np.ascontiguousarray(k_full[np.ix_(tr, tr)])
@@ -166,7 +166,7 @@ class Centred:
     trained from ``theta = theta0`` this is the network trained with centred outputs: ``g`` starts at
     exactly 0 and its gradient, hence its NTK, is the network's. (Equivalently: the plain network
     trained on the targets ``y + f(theta0)``.) Hashable with ``init``/``apply``, for
-    :func:`pytest_ntk.train.train`; pass the initial parameters explicitly (:func:`centred_params`).
+    :func:`pytest_ntk.science.train.train`; pass the initial parameters explicitly (:func:`centred_params`).
     """
 
     net: object  # a FullyConnected
@@ -188,7 +188,7 @@ class Centred:
 
 def centred_params(net, seeds, in_dim, dtype):
     """Initial parameters of :class:`Centred` stacked over ``seeds``: ``theta = theta0`` = the
-    network's own initialisation ``net.init(PRNGKey(seed))`` (what :func:`pytest_ntk.train.train`
+    network's own initialisation ``net.init(PRNGKey(seed))`` (what :func:`pytest_ntk.science.train.train`
     draws for the plain network with the same seed). :func:`train` copies every leaf."""
     import jax
 
@@ -243,7 +243,7 @@ class Audit:
     @cached_property
     def data_spec(self) -> dict:
         s = self.s
-        return {"generator": "pytest_ntk.data.liu2025_sphere", "n": s["n"], "d": s["d"],
+        return {"generator": "pytest_ntk.science.data.liu2025_sphere", "n": s["n"], "d": s["d"],
                 "n_train": s["n_train"], "as_published": True}
 
     def trial(self, i: int):
@@ -258,7 +258,7 @@ class Audit:
         return {"suite": SUITE, "code": _CODE, "what": what, "data": self.data_spec, **extra}
 
     def net(self, depth: int, width: int | None = None):
-        from pytest_ntk.nets import FullyConnected
+        from pytest_ntk.science.nets import FullyConnected
 
         return FullyConnected(depth, int(width or self.s["nn_width"]), "relu", 1.0, 1.0, "ntk")
 
@@ -270,7 +270,7 @@ class Audit:
         "cond1_corrected": {...}, "rms_y_test": (trials,)}``; the zero predictor's RMSE is
         ``rms_y_test``.
         """
-        from pytest_ntk.kernels import liu2025
+        from pytest_ntk.science.kernels import liu2025
 
         names = liu2025.KERNEL_NAMES
         T = self.s["trials"]
@@ -299,7 +299,7 @@ class Audit:
         ``{"NN1 NTK": (nn_trials,), "NN1 NNGP": ..., "NN2 NTK": ..., "NN2 NNGP": ...}``: the analytic
         NTK and NNGP of ``FullyConnected(depth, width)`` (NTK parameterization; width does not enter).
         """
-        from pytest_ntk.kernels import analytic
+        from pytest_ntk.science.kernels import analytic
 
         T = self.s["nn_trials"]
 
@@ -327,7 +327,7 @@ class Audit:
         """
         import jax.numpy as jnp
 
-        from pytest_ntk import train
+        from pytest_ntk.science import train
 
         s = self.s
         if variant not in ("published", "all_points"):
@@ -359,7 +359,7 @@ class Audit:
 
     def gd_lr(self, depth: int, i: int) -> float:
         """``gd_lr_fraction * 2n / lambda_max`` of NN``depth``'s analytic NTK on trial ``i``'s 670 points."""
-        from pytest_ntk import predict
+        from pytest_ntk.science import predict
 
         tr = self.trial(i)
         with single_threaded_blas():
@@ -371,7 +371,7 @@ class Audit:
         (ensemble, 330)), same rate and steps; ``t = lr * steps``."""
         import jax.numpy as jnp
 
-        from pytest_ntk import train
+        from pytest_ntk.science import train
 
         s = self.s
         tr = self.trial(i)
@@ -411,7 +411,7 @@ class Audit:
         - ``kinf`` (T, 2): kernel regression (t = infinity, all 670 points) with the own NTK -- the
           paper's comparison with the right kernel.
         """
-        from pytest_ntk import predict
+        from pytest_ntk.science import predict
 
         T = self.s["gd_trials"]
         nf = self.n_fit
@@ -477,7 +477,7 @@ class Audit:
         """
         import jax.numpy as jnp
 
-        from pytest_ntk import predict, train
+        from pytest_ntk.science import predict, train
 
         s = self.s
         tr = self.trial(0)
@@ -528,18 +528,18 @@ class Audit:
 
     def paper_kernel(self, name: str, form: str) -> np.ndarray:
         """The paper's kernel ``name`` (``form`` "published" or "corrected") on :attr:`limit_inputs`."""
-        from pytest_ntk.kernels import liu2025
+        from pytest_ntk.science.kernels import liu2025
 
         with single_threaded_blas():
             return liu2025.kernel(name, self.limit_inputs, as_published=form == "published")
 
     def monte_carlo(self, depth: int, width: int) -> dict:
         """Seed statistics of NN``depth``'s empirical NNGP and NTK at ``width`` on :attr:`limit_inputs`
-        (:func:`pytest_ntk.empirical.monte_carlo_kernels`, ``limit_samples`` initialisations, float32
+        (:func:`pytest_ntk.science.empirical.monte_carlo_kernels`, ``limit_samples`` initialisations, float32
         per seed, float64 means): means, entrywise standard deviations and the per-seed kernels."""
         import jax
 
-        from pytest_ntk import empirical
+        from pytest_ntk.science import empirical
 
         s = self.s
         model = self.net(depth, width)
@@ -560,7 +560,7 @@ class Audit:
 
 @lru_cache(maxsize=64)
 def _trial(seed: int, n: int, d: int, n_train: int):
-    from pytest_ntk import data
+    from pytest_ntk.science import data
 
     # one BLAS thread, always: the draw y = L z must not depend on where it first happens (inside a
     # cached computation or outside), or warm and cold runs would differ in the last bits

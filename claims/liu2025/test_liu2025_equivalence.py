@@ -5,7 +5,7 @@ Here the theorem is tested on its own terms, on the paper's data: NN1's architec
 (``FullyConnected(1, width)``, ReLU, NTK parameterization, all weights and biases N(0, 1)) trained by
 full-batch gradient descent (``lr = eq_lr_fraction * 2n / lambda_max`` of the analytic NTK, the same
 rate and steps at every width) on the first ``eq_n_train`` training points of trial 0, against the
-infinite-width prediction for exactly that training: :func:`pytest_ntk.predict.gradient_descent_mse`
+infinite-width prediction for exactly that training: :func:`pytest_ntk.science.predict.gradient_descent_mse`
 with the analytic NTK of the same network (``FullyConnected(1, w).ntk``), the same ``lr`` and
 steps, and the network's own output at initialisation ``f0`` (the theorem's prediction is
 ``f0 + Theta_* Theta^{-1} (I - (I - lr Theta/n)^steps)(y - f0)``, not plain kernel regression).

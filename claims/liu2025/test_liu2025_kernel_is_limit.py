@@ -6,10 +6,10 @@ their NNGP (GP) and NTK (NTK*) kernels. The networks it trained are NN1 = ``Full
 and NN2 = ``FullyConnected(2, w)``: ReLU, NTK parameterization, every weight and bias N(0, 1).
 
 Measured: the seed-averaged empirical kernel of the trained architecture
-(:func:`pytest_ntk.empirical.monte_carlo_kernels`: the empirical NNGP of the readout for GP*, the
+(:func:`pytest_ntk.science.empirical.monte_carlo_kernels`: the empirical NNGP of the readout for GP*, the
 empirical NTK for NTK*) at growing widths, on the first ``limit_n`` inputs of trial 0 (unit sphere,
 d = 15). Predicted: the paper's kernel on the same inputs, published or with the angle corrected.
-The table of :data:`pytest_ntk.kernels.liu2025.LIMITS` is NOT used: these measurements find
+The table of :data:`pytest_ntk.science.kernels.liu2025.LIMITS` is NOT used: these measurements find
 independently which kernel is which network's limit.
 
 Tolerances (fixed before any run):

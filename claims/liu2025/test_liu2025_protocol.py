@@ -3,7 +3,7 @@ the NTK theory or from the experiment's protocol?
 
 The kernel side is fixed to the right kernels: the trained networks' own infinite-width NTKs
 (``FullyConnected(1, w).ntk`` and ``FullyConnected(2, w).ntk``; by the corrected-kernel analysis of
-:mod:`pytest_ntk.kernels.liu2025`, no published kernel is NN2's NTK). The network side is trained in
+:mod:`pytest_ntk.science.kernels.liu2025`, no published kernel is NN2's NTK). The network side is trained in
 protocols that come step by step closer to how the kernel is fit. The variants are cumulative, each
 adds one change to the one before:
 

@@ -1,7 +1,7 @@
 """Liu et al. (2025), arXiv:2501.10929: the RMSE table of the paper's experiment (11 methods).
 
 No published numbers are available to us, so the table's kernel rows are checked the only honest
-way: the engine's vectorised kernels (:mod:`pytest_ntk.kernels.liu2025`, blocked and threaded) with
+way: the engine's vectorised kernels (:mod:`pytest_ntk.science.kernels.liu2025`, blocked and threaded) with
 a Cholesky solve must reproduce an independent, straightforward transcription of the published
 formulas and the published protocol written below (entrywise numpy formulas straight from
 ``paper-liu2025.md`` / ``parallel_functions.py``, train/train and test/train blocks built
@@ -109,7 +109,7 @@ def reference_rmse(trial) -> dict[str, float]:
 )
 def test_table(claim, liu2025, liu2025_settings):
     s = liu2025_settings
-    from pytest_ntk.kernels.liu2025 import KERNEL_NAMES
+    from pytest_ntk.science.kernels.liu2025 import KERNEL_NAMES
 
     with claim.stage("kernel rows (engine, 50 trials, both forms)"):
         kr = liu2025.kernel_rmse()

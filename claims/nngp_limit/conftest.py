@@ -19,7 +19,7 @@ and Matthews et al. (2018), *Gaussian Process Behaviour in Wide Deep Neural Netw
     in ``groups`` independent groups (one excess-kurtosis estimate per group, so the slope has
     replicates at each width).
 
-Outputs are sampled in float64 (JAX inside :func:`pytest_ntk.numerics.x64`), ``chunk`` networks
+Outputs are sampled in float64 (JAX inside :func:`pytest_ntk.science.numerics.x64`), ``chunk`` networks
 at a time, and cached through ``ntk_cache`` under a key naming every input and a digest of this
 file.
 """
@@ -64,14 +64,14 @@ def nngp_settings(ntk_profile) -> dict:
 
 
 def make_model(m: dict, width: int):
-    from pytest_ntk.nets import FullyConnected
+    from pytest_ntk.science.nets import FullyConnected
 
     return FullyConnected(m["depth"], width, m["activation"], W_std=m["W_std"], b_std=m["b_std"],
                           out_dim=m["out_dim"])
 
 
 def inputs(m: dict, base_seed: int) -> np.ndarray:
-    from pytest_ntk import data
+    from pytest_ntk.science import data
 
     return data.sphere(m["n_inputs"], m["dim"], derive_seed(base_seed, "nngp_limit/inputs"))
 
@@ -85,7 +85,7 @@ def sample_outputs(model, x: np.ndarray, seed: int, n_networks: int, chunk: int)
     import jax
     import jax.numpy as jnp
 
-    from pytest_ntk.numerics import x64
+    from pytest_ntk.science.numerics import x64
 
     with x64():
         keys = jax.random.split(jax.random.PRNGKey(seed), n_networks)

@@ -7,7 +7,7 @@ fixed dimension ``d`` and no biases,
 
 has trainable weights ``W^l`` drawn i.i.d. ``N(0, n^{-2 b_l})`` and trained by gradient descent with
 step ``eta n^{-c}``. (The constant ``1/sqrt(d)`` -- width independent, so outside the abc scaling --
-makes the NTK parameterization below coincide exactly with :class:`pytest_ntk.nets.FullyConnected`,
+makes the NTK parameterization below coincide exactly with :class:`pytest_ntk.science.nets.FullyConnected`,
 ``parameterization="ntk"``, ``b_std=0``; :func:`feature_changes` checks that it does.)
 
 The two parametrizations compared (TP4's abc exponents, written out; the same muP appears in SP form
@@ -38,7 +38,7 @@ larger hidden-weight gradients are offset by its ``1/n`` readout), so the same `
 both.
 
 Data. ``x`` on ``S^{d-1}``; ``y`` one draw of the depth-``L`` ReLU NNGP prior
-(:func:`pytest_ntk.data.teacher`, ``kind="gp"``).
+(:func:`pytest_ntk.science.data.teacher`, ``kind="gp"``).
 
 SETTINGS (per profile)
 ----------------------
@@ -138,8 +138,8 @@ def feature_changes(settings: dict, seeds: list[int], data_seed: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from pytest_ntk import data, predict
-    from pytest_ntk.nets import FullyConnected
+    from pytest_ntk.science import data, predict
+    from pytest_ntk.science.nets import FullyConnected
 
     s = settings
     depth, d, n = s["depth"], s["d"], s["n_train"]

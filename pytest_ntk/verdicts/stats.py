@@ -1,4 +1,9 @@
-"""Small, exact statistics for verdicts: Student-t intervals for a mean and for a fitted slope."""
+"""Small, exact statistics for verdicts: Student-t intervals for a mean and for a fitted slope.
+
+The Student-t quantile is computed here (:func:`t_quantile`) rather than taken from
+``scipy.stats``: importing scipy.stats costs about two seconds, and the plugin that imports this
+module is loaded by every pytest run of every project it is installed in.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,129 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as _st
 
-__all__ = ["MeanCI", "SlopeFit", "mean_ci", "fit_slope", "mean_of"]
+__all__ = ["MeanCI", "SlopeFit", "mean_ci", "fit_slope", "mean_of", "normal_quantile", "t_quantile", "t_central"]
+
+
+def t_central(t: float, df: int) -> float:
+    r"""``P(|T| <= t)`` for Student's t with an integer number ``df >= 1`` of degrees of freedom.
+
+    Exact finite sums (Abramowitz & Stegun 26.7.3-4) in :math:`\theta = \arctan(t/\sqrt{\nu})`:
+
+    .. math:: A = \tfrac{2}{\pi}\Big[\theta + \sin\theta\,\big(\cos\theta + \tfrac23\cos^3\theta
+              + \dots + \tfrac{2\cdot4\cdots(\nu-3)}{1\cdot3\cdots(\nu-2)}\cos^{\nu-2}\theta\big)\Big]
+              \quad(\nu\ \text{odd}),\qquad
+              A = \sin\theta\,\Big[1 + \tfrac12\cos^2\theta + \dots
+              + \tfrac{1\cdot3\cdots(\nu-3)}{2\cdot4\cdots(\nu-2)}\cos^{\nu-2}\theta\Big]
+              \quad(\nu\ \text{even}),
+
+    with :math:`A = 2\theta/\pi` for :math:`\nu = 1`. Every term is positive, so the sum loses
+    no digits to cancellation.
+    """
+    theta = math.atan2(abs(t), math.sqrt(df))
+    return _central_theta(theta, int(df))
+
+
+def _central_theta(theta: float, df: int) -> float:
+    s, c = math.sin(theta), math.cos(theta)
+    c2 = c * c
+    if df % 2:
+        if df == 1:
+            return 2.0 * theta / math.pi
+        term, total = c, c
+        for k in range(3, df - 1, 2):  # term_k = term_{k-2} * (k-1)/k * cos^2
+            term *= (k - 1) / k * c2
+            total += term
+        return min(1.0, 2.0 / math.pi * (theta + s * total))
+    term, total = 1.0, 1.0
+    for k in range(2, df - 1, 2):  # term_k = term_{k-2} * (k-1)/k * cos^2
+        term *= (k - 1) / k * c2
+        total += term
+    return min(1.0, s * total)
+
+
+def _central_density(theta: float, df: int) -> float:
+    """``dA/dtheta = 2 Gamma((nu+1)/2) / (sqrt(pi) Gamma(nu/2)) cos^(nu-1)(theta)``."""
+    log_c = math.log(2.0) + math.lgamma((df + 1) / 2.0) - math.lgamma(df / 2.0) - 0.5 * math.log(math.pi)
+    cos = math.cos(theta)
+    if cos <= 0.0:
+        return 0.0
+    return math.exp(log_c + (df - 1) * math.log(cos))
+
+
+#: Above this many degrees of freedom :func:`t_quantile` uses the Cornish-Fisher expansion.
+_CF_DF = 1000
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The ``p``-quantile of Student's t with integer ``df >= 1`` (what ``scipy.stats.t.ppf(p, df)`` gives).
+
+    For ``df <= 1000``: solves ``P(|T| <= t) = |2p - 1|`` (:func:`t_central`, exact sums) for
+    ``theta = arctan(t / sqrt(df))`` by Newton's method safeguarded by bisection on ``(0, pi/2)``.
+    Beyond, the sums' rounding grows with ``df`` and the Cornish-Fisher expansion in the normal
+    quantile ``z`` (Abramowitz & Stegun 26.7.5, terms to ``df^-4``, truncation below 1e-14 there) is
+    both faster and more accurate. The tests compare with scipy to 1e-12 relative for
+    confidences 0.5-0.999 and df from 1 to 10^7.
+    """
+    if not (isinstance(df, (int, np.integer)) and not isinstance(df, bool)) or df < 1:
+        raise ValueError(f"t_quantile: df must be an integer >= 1, got {df!r}")
+    df = int(df)
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"t_quantile: p must lie strictly between 0 and 1, got {p!r}")
+    if p == 0.5:
+        return 0.0
+    if df > _CF_DF:
+        z = normal_quantile(max(p, 1.0 - p))
+        g1 = (z**3 + z) / 4.0
+        g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96.0
+        g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384.0
+        g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160.0
+        t = z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+        return t if p > 0.5 else -t
+    target = abs(2.0 * p - 1.0)
+    lo, hi = 0.0, math.pi / 2.0
+    theta = math.atan(normal_quantile(max(p, 1.0 - p)) / math.sqrt(df)) if df > 2 else math.pi / 4.0
+    theta = min(max(theta, 1e-300), math.pi / 2.0 - 1e-16)
+    for _ in range(200):
+        f = _central_theta(theta, df) - target
+        if f == 0.0:
+            break
+        if f < 0.0:
+            lo = theta
+        else:
+            hi = theta
+        d = _central_density(theta, df)
+        nxt = theta - f / d if d > 0.0 else 0.5 * (lo + hi)
+        if not lo < nxt < hi:  # Newton left the bracket: bisect
+            nxt = 0.5 * (lo + hi)
+        done = abs(nxt - theta) <= 1e-17 * max(1.0, theta) or hi - lo <= 4e-16 * hi
+        theta = nxt
+        if done:
+            break
+    t = math.sqrt(df) * math.tan(theta)
+    return t if p > 0.5 else -t
+
+
+def normal_quantile(p: float) -> float:
+    """The standard normal ``p``-quantile: Newton's method on ``Phi(z) = erfc(-z / sqrt 2) / 2``.
+
+    Starts from a rational approximation (Abramowitz & Stegun 26.2.23, error < 4.5e-4) and
+    converges quadratically; ``math.erfc`` is accurate in the tails, so the result is good to the
+    last bits of float64 for ``p`` in ``(1e-300, 1 - 1e-16)``.
+    """
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"normal_quantile: p must lie strictly between 0 and 1, got {p!r}")
+    if p == 0.5:
+        return 0.0
+    q = min(p, 1.0 - p)  # the lower tail, where erfc keeps its digits
+    r = math.sqrt(-2.0 * math.log(q))
+    z = r - (2.515517 + 0.802853 * r + 0.010328 * r * r) / (1.0 + 1.432788 * r + 0.189269 * r * r + 0.001308 * r**3)
+    for _ in range(50):  # upper-tail quantile z of q: 0.5 erfc(z / sqrt 2) = q
+        step = (0.5 * math.erfc(z / math.sqrt(2.0)) - q) / (math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi))
+        z += step
+        if abs(step) <= 1e-16 * max(1.0, abs(z)):
+            break
+    return z if p > 0.5 else -z
 
 
 @dataclass(frozen=True)
@@ -62,7 +187,7 @@ def mean_ci(values, confidence: float) -> MeanCI:
         if n < 2:
             return MeanCI(mean, -math.inf, math.inf, math.inf, n, confidence)
         sem = float(w.std(ddof=1) / math.sqrt(n)) * s
-        half = float(_st.t.ppf(0.5 + confidence / 2.0, n - 1)) * sem
+        half = t_quantile(0.5 + confidence / 2.0, n - 1) * sem
     return MeanCI(mean, mean - half, mean + half, sem, n, confidence)
 
 
@@ -115,5 +240,5 @@ def fit_slope(x, y, *, log: bool, confidence: float) -> SlopeFit:
         if n < 3:
             return SlopeFit(slope, intercept, -math.inf, math.inf, math.inf, n, confidence, log, r2)
         stderr = math.sqrt(rss / (n - 2) / suu) * ratio
-        half = float(_st.t.ppf(0.5 + confidence / 2.0, n - 2)) * stderr
+        half = t_quantile(0.5 + confidence / 2.0, n - 2) * stderr
     return SlopeFit(slope, intercept, slope - half, slope + half, stderr, n, confidence, log, r2)

@@ -1,6 +1,6 @@
 """Training an ensemble of networks, or of their linearizations, on MSE as one compiled program.
 
-Loss (the normalisation of :mod:`pytest_ntk.predict`): on a batch ``b`` of ``B`` points,
+Loss (the normalisation of :mod:`pytest_ntk.science.predict`): on a batch ``b`` of ``B`` points,
 
     L_b(theta) = 1/(2B) * sum_{i in b} ||f(theta, x_i) - y_i||^2 ,
 
@@ -11,7 +11,7 @@ with ``B = n`` (all training points) for full-batch gradient descent. Update, he
     theta <- theta - lr * v
 
 For the linearized model and full batches the outputs move by ``-(lr/n) Theta (f - y)`` with the
-NTK ``Theta = J J^T`` at initialisation, which is what :func:`pytest_ntk.predict.gradient_descent_mse`
+NTK ``Theta = J J^T`` at initialisation, which is what :func:`pytest_ntk.science.predict.gradient_descent_mse`
 predicts at time ``t = lr * steps``.
 
 The ensemble is ``jax.vmap`` over seeds of one training run, which is a ``jax.lax.scan`` over
@@ -574,7 +574,7 @@ def train(
     """Train one member per seed on the MSE loss ``1/(2B) sum_batch ||f - y||^2``; one compiled program.
 
     ``model``: anything with ``init(key, in_dim, dtype)`` and ``apply(params, x)``, hashable (e.g.
-    :class:`~pytest_ntk.nets.FullyConnected`). ``x`` (n, d); ``y`` the shape of ``model.apply(params,
+    :class:`~pytest_ntk.science.nets.FullyConnected`). ``x`` (n, d); ``y`` the shape of ``model.apply(params,
     x)``, i.e. (n,) for one output.
 
     ``steps`` or ``epochs`` (exactly one): full batch (``batch_size`` None or >= n) has one step per
@@ -589,12 +589,12 @@ def train(
     ``momentum``: heavy-ball ``v <- mu v + grad; theta <- theta - lr v``. ``params``: initial
     parameters, one set shared by all seeds (then seeds only vary the minibatch order) or a set
     stacked over seeds; default ``model.init(PRNGKey(seed), d, dtype)``. ``dtype``: parameters and
-    data (float64 runs inside :func:`pytest_ntk.numerics.x64`).
+    data (float64 runs inside :func:`pytest_ntk.science.numerics.x64`).
 
     ``linearized=True`` trains ``f_lin(theta) = f(theta0) + J(theta0) (theta - theta0)`` instead of
     the network (:func:`train_pair` trains both at once).
 
-    A non-finite loss at any step of any seed raises :class:`~pytest_ntk.errors.TrainingDiverged`
+    A non-finite loss at any step of any seed raises :class:`~pytest_ntk.science.errors.TrainingDiverged`
     naming the earliest such step and its seed (checked after the compiled program; every step is
     tracked inside it, not just the recorded ones).
     """

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from .profiles import Profile, ProfileError, load_profiles
-from .report import jsonreport, runinfo, terminal
-from .verdicts import ClaimError, ClaimRecorder, ClaimResult, Tolerance, Verdict
+from ..report import jsonreport, runinfo, terminal
+from ..verdicts import ClaimError, ClaimRecorder, ClaimResult, Tolerance, Verdict
 
 __all__ = ["ClaimSpec", "NTKSession", "claim_spec", "claim_error_payload", "EXPECT_VALUES"]
 
@@ -181,15 +181,15 @@ class NTKSession:
         self._cache = None
         self.worker_cache_stats: list[dict[str, Any]] = []  # from xdist workers, at their node-down
         if not self.is_worker:
-            from . import cache
+            from ..science import cache
 
             cache.clear_at_start(config)  # --cache-clear also clears an --ntk-cache-dir
 
     @property
     def cache(self):
-        """The cache of trained networks and kernels (created on first use; see pytest_ntk.cache)."""
+        """The cache of trained networks and kernels (created on first use; see pytest_ntk.science.cache)."""
         if self._cache is None:
-            from . import cache
+            from ..science import cache
 
             self._cache = cache.Cache.from_config(self.config)
         return self._cache
@@ -301,12 +301,12 @@ class NTKSession:
             stats.append(self._cache.stats())
         if not stats:
             return None
-        from .cache import Cache
+        from ..science.cache import Cache
 
         return Cache.add_stats(*stats)
 
     def run_info(self) -> dict[str, Any]:
-        from .report.publish import scope_from_config
+        from ..report.publish import scope_from_config
 
         return runinfo.collect(Path(self.config.rootpath), self.profile.to_dict(), self.base_seed,
                                {"audit": self.audit, "cache": self.cache_stats(),
@@ -339,7 +339,7 @@ class NTKSession:
         complete = not interrupted
         if self.json_path:
             self.write_json(complete=complete)
-        from .report import publish
+        from ..report import publish
 
         outcome = publish.publish(self.config, jsonreport.build(self.run_info(), self.claims(), complete=complete))
         self.publish_notes.extend(outcome.notes)

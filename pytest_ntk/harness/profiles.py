@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .verdicts import ClaimError, Tolerance
+from ..verdicts import ClaimError, Tolerance
 
 __all__ = ["Profile", "BUILTIN", "load_profiles", "ProfileError"]
 

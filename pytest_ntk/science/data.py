@@ -9,7 +9,7 @@ Gaussian draws ``y ~ N(0, K)`` use the Cholesky factor ``K = L L^T``: ``y = L z`
 ``z ~ N(0, I)`` (unique factor, so the draw does not depend on LAPACK's eigenvector signs). If
 ``K`` is numerically singular (Cholesky fails), a jitter ``eps * mean(diag K)`` is added to the
 diagonal, with ``eps`` = 1e-12, 1e-11, ... up to 1e-6 (the first that works); the amount used
-is recorded (``jitter``). Beyond that, :class:`pytest_ntk.errors.NumericalError`.
+is recorded (``jitter``). Beyond that, :class:`pytest_ntk.science.errors.NumericalError`.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def liu2025_sphere(
 
     1. ``x = rng.uniform(-5, 7, size=(n, d))``, each row then divided by its L2 norm;
     2. ``y = L z`` with ``z = rng.standard_normal(n)`` and ``L`` the Cholesky factor of the NTKB1
-       Gram of ``x`` (:func:`pytest_ntk.kernels.liu2025.kernel` with ``as_published`` and
+       Gram of ``x`` (:func:`pytest_ntk.science.kernels.liu2025.kernel` with ``as_published`` and
        ``d_in = d``), jittered only if needed (module docstring): ``y ~ N(0, K)``, no noise;
     3. ``perm = rng.permutation(n)``; ``train_idx = perm[:n_train]``, ``test_idx = perm[n_train:]``
        (the paper's 67/33 split: 670 / 330 for n = 1000).

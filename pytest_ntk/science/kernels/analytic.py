@@ -1,4 +1,4 @@
-r"""Infinite-width NNGP kernel and NTK of a :class:`pytest_ntk.nets.FullyConnected` network.
+r"""Infinite-width NNGP kernel and NTK of a :class:`pytest_ntk.science.nets.FullyConnected` network.
 
 Pure float64 numpy, vectorised over all pairs of inputs. The conventions are those of
 neural-tangents' ``stax.serial(Dense, act, ..., Dense)`` with the same ``W_std``/``b_std`` in
@@ -96,7 +96,7 @@ def _check_model(model):
     missing = [f for f in fields if not hasattr(model, f)]
     if missing:
         raise ValueError(
-            f"model must be a pytest_ntk.nets.FullyConnected, got {type(model).__name__} "
+            f"model must be a pytest_ntk.science.nets.FullyConnected, got {type(model).__name__} "
             f"(missing {', '.join(missing)})"
         )
     if model.activation not in ACTIVATIONS:

@@ -1,6 +1,6 @@
 """Kernel predictions in float64: kernel regression, gradient-descent dynamics, NNGP posterior.
 
-Conventions shared with :mod:`pytest_ntk.train` (keep them in step):
+Conventions shared with :mod:`pytest_ntk.science.train` (keep them in step):
 
 * ``n`` training points ``x_1..x_n`` with targets ``y`` of shape ``(n,)`` or ``(n, k)``
   (``k`` outputs share one kernel: the ``(n, n)`` kernel acts on every column of ``y``).
@@ -155,8 +155,8 @@ def kernel_regression(
 
     The solve is a Cholesky factorisation of ``K + ridge I``. Its condition number
     ``lambda_max / lambda_min`` is computed first: above ``max_condition`` the solve is refused
-    (:class:`~pytest_ntk.errors.IllConditionedKernel`); above ``warn_condition`` an
-    :class:`~pytest_ntk.errors.IllConditionedKernelWarning` states it. A failed factorisation
+    (:class:`~pytest_ntk.science.errors.IllConditionedKernel`); above ``warn_condition`` an
+    :class:`~pytest_ntk.science.errors.IllConditionedKernelWarning` states it. A failed factorisation
     (the matrix is not numerically positive definite) also raises ``IllConditionedKernel``.
     """
     k = _train_kernel(k_train_train)
@@ -290,7 +290,7 @@ def gradient_descent_mse(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Outputs of a network trained on MSE in the kernel (linearized / infinite-width) regime.
 
-    Loss ``L = 1/(2n) ||f - y||^2`` as in :mod:`pytest_ntk.train`; ``Theta`` = ``k_train_train``
+    Loss ``L = 1/(2n) ||f - y||^2`` as in :mod:`pytest_ntk.science.train`; ``Theta`` = ``k_train_train``
     (the NTK on the n training points), ``Theta_*`` = ``k_test_train`` (m, n); ``f0_train`` (n,)
     / ``f0_test`` (m,) are the outputs at initialisation (default 0, the infinite-width mean).
     Time is ``t = lr * steps``. With ``Theta = V diag(lambda) V^T``:

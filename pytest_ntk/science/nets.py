@@ -26,14 +26,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .activations import ACTIVATIONS
+from .empirical import fc as _fc
+from .kernels import analytic
+
 __all__ = ["FullyConnected", "ACTIVATIONS", "PARAMETERIZATIONS"]
 
-ACTIVATIONS = {
-    "relu": jax.nn.relu,
-    "erf": jax.scipy.special.erf,
-    "tanh": jnp.tanh,
-    "identity": lambda z: z,
-}
 PARAMETERIZATIONS = ("ntk", "standard")
 
 Params = list  # [{"W": (fan_in, fan_out), "b": (fan_out,)}, ...], the readout last
@@ -96,8 +94,10 @@ class FullyConnected:
             params.append({"W": W, "b": b})
         return params
 
-    def _scales(self, fan_in: int) -> tuple[float, float]:
-        """Multipliers ``(w, b)`` applied in the forward pass: ``z = w * h W + b * b_vec``."""
+    def scales(self, fan_in: int) -> tuple[float, float]:
+        """Multipliers ``(alpha, beta)`` of a layer with ``fan_in`` inputs in the forward pass
+        ``z = alpha * h W + beta * b``: ``(W_std / sqrt(fan_in), b_std)`` in the NTK
+        parameterization, ``(1, 1)`` in the standard one (there the scales sit in the initialisation)."""
         if self.parameterization == "ntk":
             return self.W_std / np.sqrt(fan_in), self.b_std
         return 1.0, 1.0
@@ -108,7 +108,7 @@ class FullyConnected:
         h = x
         zs = []
         for i, layer in enumerate(params):
-            w_scale, b_scale = self._scales(layer["W"].shape[0])
+            w_scale, b_scale = self.scales(layer["W"].shape[0])
             z = w_scale * (h @ layer["W"]) + b_scale * layer["b"]
             zs.append(z)
             if i < len(params) - 1:
@@ -127,28 +127,20 @@ class FullyConnected:
 
     # ------------------------------------------------------------------ kernels
     def nngp(self, x1, x2=None) -> np.ndarray:
-        """Infinite-width NNGP kernel of the readout, float64 (see :mod:`pytest_ntk.kernels.analytic`)."""
-        from .kernels import analytic
-
+        """Infinite-width NNGP kernel of the readout, float64 (see :mod:`pytest_ntk.science.kernels.analytic`)."""
         return analytic.nngp(self, x1, x2)
 
     def ntk(self, x1, x2=None) -> np.ndarray:
-        """Infinite-width NTK, float64 (see :mod:`pytest_ntk.kernels.analytic`)."""
-        from .kernels import analytic
-
+        """Infinite-width NTK, float64 (see :mod:`pytest_ntk.science.kernels.analytic`)."""
         return analytic.ntk(self, x1, x2)
 
     def empirical_ntk(self, params: Params, x1, x2=None, **kwargs) -> np.ndarray:
-        """Exact NTK of these weights from per-layer Grams (see :mod:`pytest_ntk.empirical`)."""
-        from . import empirical
-
-        return empirical.fc_empirical_ntk(self, params, x1, x2, **kwargs)
+        """Exact NTK of these weights from per-layer Grams (see :mod:`pytest_ntk.science.empirical`)."""
+        return _fc.fc_empirical_ntk(self, params, x1, x2, **kwargs)
 
     def empirical_nngp(self, params: Params, x1, x2=None, **kwargs) -> np.ndarray:
         """Empirical NNGP: the readout's feature Gram ``E_w[f(x1) f(x2)]`` given these hidden weights."""
-        from . import empirical
-
-        return empirical.fc_empirical_nngp(self, params, x1, x2, **kwargs)
+        return _fc.fc_empirical_nngp(self, params, x1, x2, **kwargs)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (used for cache keys and reports)."""

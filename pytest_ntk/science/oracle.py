@@ -18,12 +18,9 @@ import sys
 import types
 from functools import lru_cache
 
+from .errors import OracleUnavailable  # re-exported: the error lives with the others
+
 __all__ = ["OracleUnavailable", "available", "load", "reason"]
-
-
-class OracleUnavailable(ImportError):
-    """neural-tangents cannot be imported here (absent, or broken by the installed jax)."""
-
 
 _STUB = "neural_tangents.experimental"
 
@@ -33,7 +30,7 @@ def _import():
     installed_stub = False
     if _STUB not in sys.modules:
         stub = types.ModuleType(_STUB)
-        stub.__doc__ = "Stand-in registered by pytest_ntk.oracle: the TF bridge needs tensorflow."
+        stub.__doc__ = "Stand-in registered by pytest_ntk.science.oracle: the TF bridge needs tensorflow."
         sys.modules[_STUB] = stub
         installed_stub = True
     try:

@@ -81,8 +81,6 @@ FORMAT = 1
 _PACKAGES = ("pytest-ntk", "jax", "jaxlib", "numpy", "scipy")
 _ACCELERATOR_PREFIXES = ("jax-cuda", "jax-rocm", "jax_cuda", "jax_rocm", "libtpu", "jax-metal", "jax-tpu")
 _NUMERIC_ENV = ("JAX_PLATFORMS", "JAX_ENABLE_X64", "JAX_DEFAULT_MATMUL_PRECISION", "XLA_FLAGS")
-# Modules that never produce a cached value: editing them must not invalidate the cache.
-_PRESENTATION = {"plugin.py", "session.py", "profiles.py", "__main__.py", "report", "verdicts"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 _DEFAULT_NAME = "entries"
@@ -162,12 +160,15 @@ def canonical_json(key: Any) -> str:
 
 
 def _source_digest() -> str:
-    """SHA-256 of pytest-ntk's science-layer sources (every ``.py`` but the plugin, reports and verdicts)."""
+    """SHA-256 of pytest-ntk's science-layer sources: every ``.py`` under ``pytest_ntk/science/``.
+
+    Only the science layer produces cached values; the plugin, the verdict model and the reports
+    live outside this folder, so editing them never invalidates an entry."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)
-        if rel.parts[0] in _PRESENTATION or "__pycache__" in rel.parts:
+        if "__pycache__" in rel.parts:
             continue
         h.update(rel.as_posix().encode() + b"\0")
         h.update(path.read_bytes() + b"\0")
@@ -581,7 +582,7 @@ class Cache:
         found = self._read(path, digest, report=False)  # fast path: no lock for a finished entry
         if found is not _MISSING:
             return found
-        import filelock  # a declared dependency; imported here to keep `import pytest_ntk.cache` light
+        import filelock  # a declared dependency; imported here to keep `import pytest_ntk.science.cache` light
 
         lock_dir = self.directory / ".locks"
         try:

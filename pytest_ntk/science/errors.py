@@ -12,6 +12,8 @@ __all__ = [
     "TrainingDiverged",
     "IllConditionedKernel",
     "IllConditionedKernelWarning",
+    "OptionalDependencyMissing",
+    "OracleUnavailable",
 ]
 
 
@@ -54,3 +56,12 @@ class IllConditionedKernel(NumericalError):
 
 class IllConditionedKernelWarning(RuntimeWarning):
     """A kernel solve went through, but its condition number means digits were lost."""
+
+
+class OptionalDependencyMissing(NTKError, ImportError):
+    """An optional library a computation needs cannot be imported here (absent, or broken by the
+    installed jax). A claim that raises it is SKIPPED with the reason, not judged."""
+
+
+class OracleUnavailable(OptionalDependencyMissing):
+    """neural-tangents (the independent oracle, :mod:`pytest_ntk.science.oracle`) cannot be imported here."""

@@ -50,9 +50,9 @@ Which infinite-width network each corrected kernel belongs to
 --------------------------------------------------------------
 With ReLU and the corrected angle, ``k0 = S^1`` is the first-layer pre-activation covariance of a
 layer ``z = W x / sqrt(d) + b`` (``W, b ~ N(0, 1)``), ``H1 = E[relu(u) relu(v)]`` and
-``H1' = E[relu'(u) relu'(v)]`` over it (see :mod:`pytest_ntk.kernels.analytic`). Using ReLU's
+``H1' = E[relu'(u) relu'(v)]`` over it (see :mod:`pytest_ntk.science.kernels.analytic`). Using ReLU's
 homogeneity (scaling the inputs scales the first layer's weight variance), with
-``FC(depth, W_std, b_std)`` a :class:`pytest_ntk.nets.FullyConnected` in NTK parameterization:
+``FC(depth, W_std, b_std)`` a :class:`pytest_ntk.science.nets.FullyConnected` in NTK parameterization:
 
 - GP1 = ``nngp(FC(1, sqrt 2, 1), x / sqrt 2)``: first layer (1, 1), readout ``sigma_w^2 = 2``.
 - GP2 = ``nngp(FC(2, sqrt 2, 1), x / sqrt 2)``.
@@ -74,7 +74,7 @@ homogeneity (scaling the inputs scales the first layer's weight variance), with
 So the trained NN1 (all weights and biases N(0, 1), NTK parameterization) has NTK = corrected
 NTKJ1 and NNGP = ``1 + H1`` (not GP1 = ``1 + 2 H1``); no kernel of the nine is NN2's NTK or
 NNGP. :data:`LIMITS` records these relations and :func:`limit_kernel` computes the right-hand
-sides with :mod:`pytest_ntk.kernels.analytic` (``tests/test_kernels_liu2025.py`` checks them,
+sides with :mod:`pytest_ntk.science.kernels.analytic` (``tests/test_kernels_liu2025.py`` checks them,
 and checks NTKB1/NTKB2 against neural-tangents' mixed-parameterization ``stax`` networks).
 """
 
