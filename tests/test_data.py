@@ -126,7 +126,7 @@ def test_cholesky_jitter_for_singular_and_failure_for_indefinite():
 def test_circle():
     x, angle = data.circle(50, seed=4)
     assert x.shape == (50, 2) and angle.shape == (50,) and x.dtype == np.float64
-    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=4e-15)  # ~18 ulps: libm's sin/cos vary
     np.testing.assert_allclose(np.arctan2(x[:, 1], x[:, 0]) % (2 * np.pi), angle, atol=1e-12)
     assert np.all(np.diff(angle) >= 0) and angle.min() >= 0 and angle.max() < 2 * np.pi
     np.testing.assert_array_equal(data.circle(50, seed=4)[0], x)

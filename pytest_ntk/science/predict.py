@@ -102,11 +102,16 @@ def _positive(name: str, value) -> float:
 def condition_number(k: np.ndarray) -> float:
     """2-norm condition number ``lambda_max / lambda_min`` of a symmetric PSD matrix (``inf`` if singular).
 
-    Exact, from ``scipy.linalg.eigvalsh`` (O(n^3), a few times a Cholesky factorisation).
+    From ``scipy.linalg.eigvalsh`` (O(n^3), a few times a Cholesky factorisation). The computed
+    eigenvalues of a symmetric matrix are exact for a perturbation of norm about
+    ``n eps lambda_max`` (backward stability), so a ``lambda_min`` at or below that is rounding
+    noise -- its sign differs between CPUs and BLAS builds -- and the matrix counts as singular
+    (``inf``), whatever side of zero the noise fell on.
     """
-    lam = scipy.linalg.eigvalsh(np.asarray(k, dtype=np.float64))
+    a = np.asarray(k, dtype=np.float64)
+    lam = scipy.linalg.eigvalsh(a)
     lam_max, lam_min = float(lam[-1]), float(lam[0])
-    if lam_max <= 0 or lam_min <= 0:
+    if lam_max <= 0 or lam_min <= a.shape[0] * np.finfo(np.float64).eps * lam_max:
         return float("inf")
     return lam_max / lam_min
 
