@@ -1,7 +1,8 @@
 """pytest-ntk: audit neural-tangent-kernel and NNGP claims as pytest tests.
 
-The verdict model is imported eagerly (it is light); the science layer (JAX) is imported on
-first use of one of its names, so that ``pytest`` starts fast and the plugin never needs JAX.
+The verdict model is imported eagerly (it is light); the science layer (JAX) and the suite helper
+are imported on first use of one of their names, so that ``pytest`` starts fast and the plugin
+never needs JAX.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ _LAZY = {
     "kernel_regression": ("pytest_ntk.science.predict", "kernel_regression"),
     "gradient_descent_mse": ("pytest_ntk.science.predict", "gradient_descent_mse"),
     "gp_posterior": ("pytest_ntk.science.predict", "gp_posterior"),
+    "models": ("pytest_ntk.science.models", None),
+    "science": ("pytest_ntk.science", None),
+    "Suite": ("pytest_ntk.harness.suite", "Suite"),
 }
 
 __all__ = [

@@ -1,35 +1,32 @@
 """pytest-ntk's pytest plugin: options, markers, fixtures and hooks. Thin by design.
 
 The claim logic lives in :mod:`pytest_ntk.verdicts` (what a measurement means),
-:mod:`pytest_ntk.harness.session` (the run's state) and :mod:`pytest_ntk.report` (writers).
-A claim's result travels as ``report.ntk_claim`` (a JSON-ready dict), so it survives
-pytest-xdist's serialization and the controller aggregates one report.
+:mod:`pytest_ntk.harness` (the run's state, how a verdict maps onto pytest's outcome) and
+:mod:`pytest_ntk.report` (writers). A claim's result travels as ``report.ntk_claim`` (a JSON-ready
+dict), so it survives pytest-xdist's serialization and the controller aggregates one report.
+Loading this module imports neither jax nor scipy: a pytest run without claims pays nothing.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from .science.errors import OptionalDependencyMissing
-from .harness.session import NTKSession, claim_error_payload, junit_properties
-from .verdicts import ClaimError, ClaimFailed
-
-_SESSION = pytest.StashKey[NTKSession]()
-_CLAIM = pytest.StashKey[tuple]()
-_SETUP_ERROR = pytest.StashKey[BaseException]()
+from .harness.session import SESSION_KEY as _SESSION
+from .harness.session import NTKSession
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ntk", "pytest-ntk: NTK and NNGP claims")
     group.addoption("--ntk-profile", dest="ntk_profile", default=None,
-                    help="scale of the audit: quick (default, 2 CPU cores), paper (published protocol, GPU), "
+                    help="scale of the audit: quick (default, 2 CPU cores), long, paper (published protocol, GPU), "
                          "or one defined under [tool.pytest_ntk.profiles] in pyproject.toml")
     group.addoption("--ntk-rtol", dest="ntk_rtol", default=None, help="default relative tolerance of claims")
     group.addoption("--ntk-atol", dest="ntk_atol", default=None, help="default absolute tolerance of claims")
     group.addoption("--ntk-confidence", dest="ntk_confidence", default=None,
-                    help="coverage of confidence intervals for sampled measurements and slopes (default 0.95)")
+                    help="coverage of confidence intervals for sampled measurements and slopes, in [0.5, 0.999] "
+                         "(default 0.95)")
     group.addoption("--ntk-seed", dest="ntk_seed", type=int, default=None,
-                    help="base seed; every claim derives its seeds from it and its id (default 0)")
+                    help="base seed in [0, 2**32 - 1]; every claim derives its seeds from it and its id (default 0)")
     group.addoption("--ntk-json", dest="ntk_json", default=None, metavar="PATH",
                     help="write the JSON report to PATH (atomically; kept up to date as claims finish)")
     group.addoption("--ntk-audit", dest="ntk_audit", action="store_true", default=False,
@@ -71,67 +68,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_Controller(ntk), "ntk-controller")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items) -> None:
-    config.stash[_SESSION].check_duplicates(items)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[_SESSION].collected_items(session.items)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    ntk = item.config.stash[_SESSION]
-    try:
-        started = ntk.start(item, on_stage=_progress(item.config))
-    except ClaimError as exc:
-        item.stash[_SETUP_ERROR] = exc
-        raise
-    if started is not None:
-        item.stash[_CLAIM] = started
+    item.config.stash[_SESSION].start(item, on_stage=_progress(item.config))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
-    started = item.stash.get(_CLAIM, None)
-    if started is None:
-        if call.when == "setup" and _SETUP_ERROR in item.stash:
-            report.ntk_claim = _setup_error_payload(item, item.stash[_SETUP_ERROR])
-        return report
-    spec, recorder = started
-    meta = spec.meta(item.nodeid)
-    if call.when == "setup":
-        if report.failed or report.skipped:
-            reason = _skip_reason(report) if report.skipped else None
-            error = None if report.skipped else (call.excinfo.value if call.excinfo else RuntimeError("setup failed"))
-            result = recorder.finish(error=error, skipped=reason, **meta)
-            report.ntk_claim = result.to_dict()
-        else:  # announce the claim: if its process dies, the controller still knows what ran
-            report.ntk_claim = {"id": spec.id, "verdict": "PENDING", **meta}
-        return report
-    if call.when != "call":
-        return report
-    error = call.excinfo.value if call.excinfo is not None else None
-    if isinstance(error, OptionalDependencyMissing):  # e.g. the oracle is absent: a claim that needs it skips
-        report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1], f"Skipped: {error}")
-        error = None
-    skipped = _skip_reason(report) if report.skipped and not hasattr(report, "wasxfail") else None
-    result = recorder.finish(error=error, skipped=skipped, duration_s=report.duration, **meta)
-    report.ntk_claim = result.to_dict()
-    item.config.stash[_SESSION].apply_outcome(report, result)
-    props = junit_properties(report.ntk_claim)
-    report.user_properties.extend(props)
-    item.user_properties.extend(props)  # junitxml reads them from the teardown report, built from the item
+    item.config.stash[_SESSION].on_report(item, call, report)
     return report
-
-
-def _skip_reason(report) -> str:
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        return str(longrepr[2]).removeprefix("Skipped: ")
-    return str(longrepr)
-
-
-def _setup_error_payload(item: pytest.Item, exc: BaseException) -> dict:
-    return claim_error_payload(item, f"{type(exc).__name__}: {exc}")
 
 
 def _progress(config: pytest.Config):
@@ -182,7 +132,7 @@ class _Controller:
         payload = getattr(report, "ntk_claim", None)
         if payload is not None:
             self.ntk.record(report.nodeid, payload)
-        elif report.failed and report.nodeid in self.ntk.pending:  # e.g. an xdist worker crashed
+        elif report.failed:  # e.g. an xdist worker crashed in the claim or in its fixtures' setup
             self.ntk.record_crash(report.nodeid, f"the claim's process broke: {str(report.longrepr)[-500:]}")
 
     def pytest_keyboard_interrupt(self, excinfo) -> None:
@@ -192,41 +142,40 @@ class _Controller:
         self.ntk.terminal_summary(terminalreporter)
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:  # pytest-xdist, controller side
+        self.ntk.configure_node(node)
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:  # pytest-xdist, controller side
-        stats = getattr(node, "workeroutput", {}).get("ntk_cache")
-        if stats:
-            self.ntk.worker_cache_stats.append(stats)
+        output = getattr(node, "workeroutput", {})
+        if output.get("ntk_cache"):
+            self.ntk.worker_cache_stats.append(output["ntk_cache"])
+        self.ntk.late_errors.update(output.get("ntk_late") or {})
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
-        if self.ntk.is_worker:
-            if self.ntk._cache is not None:  # send this worker's cache counters to the controller
-                session.config.workeroutput["ntk_cache"] = self.ntk._cache.stats()
-        else:
-            stopped = bool(session.shouldstop) or bool(session.shouldfail)  # -x / --maxfail: claims left unrun
-            self.ntk.finish(interrupted=self.ntk.interrupted or stopped
-                            or exitstatus == pytest.ExitCode.INTERRUPTED)
-            if self.ntk.gate_failed and session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.ntk.finish(session, exitstatus)
 
 
 @pytest.fixture
 def claim(request: pytest.FixtureRequest):
     """The recorder of this claim test: ``claim.close/at_most/at_least/slope/samples`` record measurements."""
-    started = request.node.stash.get(_CLAIM, None)
-    if started is None:
+    recorder = request.config.stash[_SESSION].recorder_of(request.node)
+    if recorder is None:
+        from .verdicts import ClaimError
+
         raise ClaimError(f"{request.node.nodeid}: the `claim` fixture needs a @pytest.mark.claim(...) on the test")
-    return started[1]
+    return recorder
 
 
 @pytest.fixture
 def tolerance(request: pytest.FixtureRequest):
     """The claim's :class:`~pytest_ntk.verdicts.Tolerance` (marker > command line > ini > profile)."""
-    started = request.node.stash.get(_CLAIM, None)
-    if started is not None:
-        return started[1].tolerance
     ntk = request.config.stash[_SESSION]
-    return ntk.tolerance_for(request.node, request.node.nodeid)
+    recorder = ntk.recorder_of(request.node)
+    if recorder is not None:
+        return recorder.tolerance
+    return ntk.tolerance_for(request.node, request.node.nodeid)[0]
 
 
 @pytest.fixture(scope="session")
@@ -245,6 +194,3 @@ def ntk_cache(request: pytest.FixtureRequest):
 def ntk_seed(request: pytest.FixtureRequest) -> int:
     """The run's base seed (``--ntk-seed``); claims use ``claim.seed``, derived from it and their id."""
     return request.config.stash[_SESSION].base_seed
-
-
-__all__ = ["ClaimFailed"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.metadata
+import functools
 import json
 import math
 import os
@@ -26,11 +27,17 @@ from pytest_ntk.science.cache import (
     CacheCorruptWarning,
     CacheWarning,
     canonical_json,
-    clear_at_start,
+    code_digest,
     clear_entries,
     environment,
     key_digest,
 )
+
+
+def _SAME():
+    """Passed as ``code=`` where a test computes a value with one callable and reads it back with another
+    (a lambda that fails if called): the entry's stamp is this function's code, the same on both calls."""
+
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -126,12 +133,12 @@ def expected_form(value):
 # ---------------------------------------------------------------------------- round trips
 def test_roundtrip_nested_pytree_is_exact_on_every_path(tmp_path):
     compute = Counter(pytree)
-    cold = Cache(tmp_path).get_or_compute({"k": 1}, compute, name="tree")
+    cold = Cache(tmp_path).get_or_compute({"k": 1}, compute, name="tree", code=_SAME)
     expected = expected_form(pytree())
     assert_same(expected, cold)
     warm_cache = Cache(tmp_path)
-    warm = warm_cache.get_or_compute({"k": 1}, compute, name="tree")
-    memo = warm_cache.get_or_compute({"k": 1}, compute, name="tree")
+    warm = warm_cache.get_or_compute({"k": 1}, compute, name="tree", code=_SAME)
+    memo = warm_cache.get_or_compute({"k": 1}, compute, name="tree", code=_SAME)
     assert compute.calls == 1
     assert_same(expected, warm)
     assert_same(expected, memo)
@@ -151,8 +158,8 @@ def test_jax_arrays_come_back_as_numpy_bitwise(tmp_path):
             return {"f64": a @ a.T, "f32": b, "int": jax.numpy.arange(3)}
 
     direct = jax.tree_util.tree_map(np.asarray, compute())
-    cold = Cache(tmp_path).get_or_compute({"jax": 1}, compute, name="jax")
-    warm = Cache(tmp_path).get_or_compute({"jax": 1}, lambda: pytest.fail("recomputed"), name="jax")
+    cold = Cache(tmp_path).get_or_compute({"jax": 1}, compute, name="jax", code=_SAME)
+    warm = Cache(tmp_path).get_or_compute({"jax": 1}, lambda: pytest.fail("recomputed"), name="jax", code=_SAME)
     for k in direct:
         assert_same(np.asarray(direct[k]), cold[k])
         assert_same(np.asarray(direct[k]), warm[k])
@@ -171,8 +178,8 @@ def test_trained_network_parameters_identical_warm_and_cold(tmp_path):
             return model.init(jax.random.PRNGKey(0), 3, dtype=jax.numpy.float64)
 
     key = {"model": model.describe(), "seed": 0, "in_dim": 3}
-    cold = Cache(tmp_path).get_or_compute(key, init, name="init")
-    warm = Cache(tmp_path).get_or_compute(key, lambda: pytest.fail("recomputed"), name="init")
+    cold = Cache(tmp_path).get_or_compute(key, init, name="init", code=_SAME)
+    warm = Cache(tmp_path).get_or_compute(key, lambda: pytest.fail("recomputed"), name="init", code=_SAME)
     again = jax.tree_util.tree_map(np.asarray, init())  # an independent recomputation
     assert_same(again, cold)
     assert_same(again, warm)
@@ -184,12 +191,12 @@ def test_trained_network_parameters_identical_warm_and_cold(tmp_path):
 def test_returned_arrays_are_read_only_and_containers_fresh(tmp_path):
     original = {"a": np.arange(3.0), "l": [1, 2]}
     cache = Cache(tmp_path)
-    first = cache.get_or_compute("k", lambda: original, name="ro")
+    first = cache.get_or_compute("k", lambda: original, name="ro", code=_SAME)
     original["a"][0] = 99.0  # the caller's own array: the cached copy must not follow
     with pytest.raises(ValueError, match="read-only"):
         first["a"][1] = 5.0
     first["l"].append(3)  # containers are rebuilt on every hit
-    second = cache.get_or_compute("k", lambda: pytest.fail("recomputed"), name="ro")
+    second = cache.get_or_compute("k", lambda: pytest.fail("recomputed"), name="ro", code=_SAME)
     assert second["l"] == [1, 2]
     assert second["a"].tolist() == [0.0, 1.0, 2.0]
 
@@ -203,7 +210,7 @@ def test_returned_arrays_are_read_only_and_containers_fresh(tmp_path):
 def test_unstorable_values_are_a_value_error_naming_where(tmp_path, bad, where):
     cache = Cache(tmp_path)
     with pytest.raises(ValueError) as info:
-        cache.get_or_compute("k", lambda: bad, name="bad")
+        cache.get_or_compute("k", lambda: bad, name="bad", code=_SAME)
     assert f"bad value{where}" in str(info.value)
     assert not (tmp_path / "bad").exists()  # nothing written
 
@@ -214,7 +221,7 @@ def test_local_dataclass_is_refused():
         x: int
 
     with pytest.raises(ValueError, match="module level"):
-        Cache(None).get_or_compute("k", lambda: Local(1), name="local")
+        Cache(None).get_or_compute("k", lambda: Local(1), name="local", code=_SAME)
 
 
 # ---------------------------------------------------------------------------- keys
@@ -277,8 +284,8 @@ def test_environment_holds_installed_versions_and_changes_the_digest(tmp_path):
     old = Cache(tmp_path, env=env)
     new = Cache(tmp_path, env=upgraded)
     compute = Counter(lambda: np.arange(2))
-    old.get_or_compute("k", compute, name="v")
-    new.get_or_compute("k", compute, name="v")
+    old.get_or_compute("k", compute, name="v", code=_SAME)
+    new.get_or_compute("k", compute, name="v", code=_SAME)
     assert compute.calls == 2
     with np.load(old.entry_path("k", name="v")) as npz:
         manifest = json.loads(npz["manifest"].tobytes())
@@ -287,17 +294,17 @@ def test_environment_holds_installed_versions_and_changes_the_digest(tmp_path):
 
 def test_bad_name_is_a_value_error():
     with pytest.raises(ValueError, match="name"):
-        Cache(None).get_or_compute("k", lambda: 1, name="../escape")
+        Cache(None).get_or_compute("k", lambda: 1, name="../escape", code=_SAME)
 
 
 # ---------------------------------------------------------------------------- layers
 def test_memory_hit_does_not_touch_disk(tmp_path, monkeypatch):
     cache = Cache(tmp_path)
     compute = Counter(lambda: np.arange(4.0))
-    cache.get_or_compute("k", compute, name="m")
+    cache.get_or_compute("k", compute, name="m", code=_SAME)
     cache.entry_path("k", name="m").unlink()  # the disk copy is gone
     monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("read the disk"))
-    again = cache.get_or_compute("k", compute, name="m")
+    again = cache.get_or_compute("k", compute, name="m", code=_SAME)
     assert compute.calls == 1 and again.tolist() == [0.0, 1.0, 2.0, 3.0]
     s = cache.stats()
     assert (s["memory_hits"], s["disk_hits"], s["misses"], s["writes"], s["hits"]) == (1, 0, 1, 1, 1)
@@ -305,9 +312,9 @@ def test_memory_hit_does_not_touch_disk(tmp_path, monkeypatch):
 
 def test_disk_hit_in_a_new_instance(tmp_path):
     compute = Counter(lambda: {"k": np.full((2, 2), 3.0)})
-    Cache(tmp_path).get_or_compute({"a": 1}, compute, name="d")
+    Cache(tmp_path).get_or_compute({"a": 1}, compute, name="d", code=_SAME)
     fresh = Cache(tmp_path)
-    value = fresh.get_or_compute({"a": 1}, compute, name="d")
+    value = fresh.get_or_compute({"a": 1}, compute, name="d", code=_SAME)
     assert compute.calls == 1 and value["k"].sum() == 12.0
     s = fresh.stats()
     assert (s["disk_hits"], s["misses"], s["writes"]) == (1, 0, 0)
@@ -327,7 +334,7 @@ def test_memory_only_cache_without_directory():
 def test_disabled_cache_computes_every_time(tmp_path):
     cache = Cache(tmp_path, enabled=False)
     compute = Counter(lambda: {"a": np.arange(3)})
-    values = [cache.get_or_compute("k", compute, name="n") for _ in range(3)]
+    values = [cache.get_or_compute("k", compute, name="n", code=_SAME) for _ in range(3)]
     assert compute.calls == 3
     assert not any(tmp_path.iterdir())
     assert all(v["a"].flags.writeable is False for v in values)  # same form as when caching
@@ -344,9 +351,9 @@ def test_compute_errors_propagate_and_store_nothing(tmp_path):
         raise ZeroDivisionError("diverged")
 
     with pytest.raises(ZeroDivisionError):
-        cache.get_or_compute("k", boom, name="e")
+        cache.get_or_compute("k", boom, name="e", code=_SAME)
     assert not cache.entry_path("k", name="e").exists()
-    assert cache.get_or_compute("k", lambda: 1, name="e") == 1
+    assert cache.get_or_compute("k", lambda: 1, name="e", code=_SAME) == 1
 
 
 def test_half_written_temporary_file_is_never_read(tmp_path):
@@ -354,7 +361,7 @@ def test_half_written_temporary_file_is_never_read(tmp_path):
     path = cache.entry_path("k", name="t")
     path.parent.mkdir(parents=True)
     (path.parent / ".tmp-abc.npz").write_bytes(b"PK\x03\x04half")
-    assert cache.get_or_compute("k", lambda: 5, name="t") == 5
+    assert cache.get_or_compute("k", lambda: 5, name="t", code=_SAME) == 5
     assert path.exists()
     assert sorted(p.name for p in path.parent.iterdir()) == [".tmp-abc.npz", path.name]
 
@@ -364,8 +371,8 @@ def test_unwritable_directory_warns_and_returns_the_value(tmp_path):
     blocker.write_text("not a directory")
     cache = Cache(blocker)
     with pytest.warns(CacheWarning, match="not stored"):
-        assert cache.get_or_compute("k", lambda: 3, name="w") == 3
-    assert cache.get_or_compute("k", lambda: pytest.fail("recomputed"), name="w") == 3  # memo still works
+        assert cache.get_or_compute("k", lambda: 3, name="w", code=_SAME) == 3
+    assert cache.get_or_compute("k", lambda: pytest.fail("recomputed"), name="w", code=_SAME) == 3  # memo still works
 
 
 def test_memoize_binds_arguments_into_the_key(tmp_path):
@@ -389,21 +396,21 @@ def test_memoize_binds_arguments_into_the_key(tmp_path):
 def _write_entry(tmp_path, value=None):
     value = {"K": np.arange(64, dtype=np.float64).reshape(8, 8)} if value is None else value
     cache = Cache(tmp_path)
-    cache.get_or_compute("k", lambda: value, name="c")
+    cache.get_or_compute("k", lambda: value, name="c", code=_SAME)
     return cache.entry_path("k", name="c"), value
 
 
 def _assert_recomputed(tmp_path, path, value, match):
     compute = Counter(lambda: value)
     with pytest.warns(CacheCorruptWarning, match=match) as record:
-        got = Cache(tmp_path).get_or_compute("k", compute, name="c")
+        got = Cache(tmp_path).get_or_compute("k", compute, name="c", code=_SAME)
     assert compute.calls == 1
     assert path.name in str(record[0].message)  # names the entry
     assert_same(expected_form(value), got)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the rewritten entry is sound: a clean disk hit
         again = Cache(tmp_path)
-        assert_same(expected_form(value), again.get_or_compute("k", lambda: pytest.fail("recomputed"), name="c"))
+        assert_same(expected_form(value), again.get_or_compute("k", lambda: pytest.fail("recomputed"), name="c", code=_SAME))
         assert again.stats()["disk_hits"] == 1
 
 
@@ -444,7 +451,7 @@ def test_entry_under_the_wrong_name_is_rejected(tmp_path):
     path.rename(other)  # a file whose content belongs to another digest
     compute = Counter(lambda: 1)
     with pytest.warns(CacheCorruptWarning, match="digest"):
-        assert Cache(tmp_path).get_or_compute("other", compute, name="c") == 1
+        assert Cache(tmp_path).get_or_compute("other", compute, name="c", code=_SAME) == 1
 
 
 def test_garbage_file_warns_and_recomputes(tmp_path):
@@ -513,12 +520,11 @@ def test_concurrent_processes_compute_once(tmp_path):
 
 # ---------------------------------------------------------------------------- configuration
 class FakeConfig:
-    def __init__(self, cache_dir=None, no_cache=False, provider=None, invocation_dir=None, cache_clear=False):
+    def __init__(self, cache_dir=None, no_cache=False, provider=None, invocation_dir=".", cache_clear=False):
         self._options = {"ntk_cache_dir": cache_dir, "ntk_no_cache": no_cache, "cacheclear": cache_clear}
         if provider is not None:
             self.cache = provider
-        if invocation_dir is not None:
-            self.invocation_params = type("P", (), {"dir": invocation_dir})()
+        self.invocation_params = type("P", (), {"dir": invocation_dir})()
 
     def getoption(self, name):
         return self._options[name]
@@ -534,30 +540,91 @@ class FakeProvider:
         return path
 
 
-def test_from_config(tmp_path):
-    assert Cache.from_config(FakeConfig(provider=FakeProvider(tmp_path))).directory == tmp_path / "d" / "ntk"
-    assert Cache.from_config(FakeConfig()).directory is None  # -p no:cacheprovider: memory only
-    assert Cache.from_config(FakeConfig()).enabled
-    explicit = Cache.from_config(FakeConfig(cache_dir="rel", provider=FakeProvider(tmp_path), invocation_dir=tmp_path))
-    assert explicit.directory == tmp_path / "rel"
-    off = Cache.from_config(FakeConfig(cache_dir="x", no_cache=True, provider=FakeProvider(tmp_path)))
-    assert not off.enabled and off.directory is None
+def test_cache_directory_from_the_options(tmp_path):
+    from pytest_ntk.harness.options import cache_directory
+
+    assert cache_directory(FakeConfig(provider=FakeProvider(tmp_path), invocation_dir=tmp_path)) == (
+        tmp_path / "d" / "ntk", True)
+    assert cache_directory(FakeConfig(invocation_dir=tmp_path)) == (None, True)  # -p no:cacheprovider: memory only
+    explicit = cache_directory(FakeConfig(cache_dir="rel", provider=FakeProvider(tmp_path), invocation_dir=tmp_path))
+    assert explicit == (tmp_path / "rel", True)
+    assert cache_directory(FakeConfig(cache_dir="x", no_cache=True, provider=FakeProvider(tmp_path))) == (None, False)
 
 
 def test_clear_at_start_clears_an_explicit_directory_in_the_controller_only(tmp_path):
-    Cache(tmp_path / "c").get_or_compute("a", lambda: 1, name="one")
-    worker = FakeConfig(cache_dir=str(tmp_path / "c"), cache_clear=True)
+    from pytest_ntk.harness.options import clear_cache_at_start
+
+    Cache(tmp_path / "c").get_or_compute("a", lambda: 1, name="one", code=_SAME)
+    worker = FakeConfig(cache_dir=str(tmp_path / "c"), cache_clear=True, invocation_dir=tmp_path)
     worker.workerinput = {}
-    assert clear_at_start(worker) == 0
-    assert clear_at_start(FakeConfig(cache_dir=str(tmp_path / "c"))) == 0  # no --cache-clear
-    assert clear_at_start(FakeConfig(cache_dir=str(tmp_path / "c"), cache_clear=True)) == 1
+    assert clear_cache_at_start(worker) == 0
+    assert clear_cache_at_start(FakeConfig(cache_dir=str(tmp_path / "c"), invocation_dir=tmp_path)) == 0
+    assert clear_cache_at_start(FakeConfig(cache_dir=str(tmp_path / "c"), cache_clear=True,
+                                           invocation_dir=tmp_path)) == 1
     assert not list((tmp_path / "c" / "one").glob("*.npz"))
+
+
+# ---------------------------------------------------------------------------- stale values
+def _compute_v1():
+    return np.arange(3.0)
+
+
+def _compute_v2():
+    return np.arange(3.0) * 2  # the same function, edited
+
+
+def test_an_edited_function_never_gets_its_old_value(tmp_path):
+    """The entry is stamped with the computing function's code: an edit of its body is a recompute."""
+    assert code_digest(_compute_v1) != code_digest(_compute_v2)
+    Cache(tmp_path).get_or_compute("k", _compute_v1, name="s")
+    fresh = Cache(tmp_path)  # a later run, with the function edited
+    assert fresh.get_or_compute("k", _compute_v2, name="s").tolist() == [0.0, 2.0, 4.0]
+    assert fresh.stats()["stale"] == 1 and fresh.stats()["misses"] == 1
+    again = Cache(tmp_path)
+    assert again.get_or_compute("k", _compute_v2, name="s").tolist() == [0.0, 2.0, 4.0]
+    assert again.stats()["disk_hits"] == 1
+    same = Cache(tmp_path)
+    assert same.get_or_compute("k", _compute_v2, name="s", version=2).tolist() == [0.0, 2.0, 4.0]
+    assert same.stats()["stale"] == 1  # a new version recomputes too
+
+
+def test_code_digest_ignores_position_but_not_constants_or_called_names():
+    def f(x=1):
+        return np.sum([x, 2])
+
+    def g(x=1):
+        return np.sum([x, 2])
+
+    def h(x=1):
+        return np.sum([x, 3])
+
+    def k(x=1):
+        return np.prod([x, 2])
+
+    assert code_digest(f) == code_digest(g)
+    assert len({code_digest(f), code_digest(h), code_digest(k)}) == 3
+    assert code_digest(functools.partial(f, 2)) == code_digest(f)
+    assert code_digest(lambda: {1, 2} <= frozenset({"a", "b"})) == code_digest(lambda: {1, 2} <= frozenset({"a", "b"}))
+
+
+def test_nested_computations_count_their_time_once(tmp_path):
+    cache = Cache(tmp_path)
+
+    def inner():
+        time.sleep(0.05)
+        return 1
+
+    def outer():
+        return cache.get_or_compute("inner", inner, name="n") + 1
+
+    cache.get_or_compute("outer", outer, name="n")
+    assert 0.05 <= cache.stats()["compute_s"] < 0.095  # not 0.1: the inner second is inside the outer one
 
 
 def test_clear_entries_removes_only_cache_files(tmp_path):
     cache = Cache(tmp_path)
-    cache.get_or_compute("a", lambda: 1, name="one")
-    cache.get_or_compute("b", lambda: 2, name="two")
+    cache.get_or_compute("a", lambda: 1, name="one", code=_SAME)
+    cache.get_or_compute("b", lambda: 2, name="two", code=_SAME)
     (tmp_path / "one" / "notes.txt").write_text("mine")
     (tmp_path / "keep.npz").write_bytes(b"")
     assert clear_entries(tmp_path) == 2

@@ -72,6 +72,14 @@ def _scalar(x: float) -> Hostile:
     return Hostile(x, (x,), ())
 
 
+def _exact_int(n: int, wrap=lambda n: n) -> Hostile:
+    """An integer is a valid measurement only when float64 holds it exactly (else it is refused, naming
+    what it would round to: judging a rounded number could turn a FAILS into a HOLDS)."""
+    if abs(n) <= 2**53 or int(float(n)) == n:
+        return Hostile(wrap(n), (float(n),), ())
+    return Hostile(wrap(n), None, None, "exactly")
+
+
 def _f32(x: float) -> Hostile:
     with np.errstate(all="ignore"):  # float32 overflow to inf is one of the hostile inputs
         v = np.float32(x)
@@ -80,11 +88,12 @@ def _f32(x: float) -> Hostile:
 
 valid_scalar = st.one_of(
     any_float.map(_scalar),
-    st.integers(-(2**80), 2**80).map(lambda n: Hostile(n, (float(n),), ())),
+    st.integers(-(2**80), 2**80).map(_exact_int),
+    st.sampled_from([2**53 + 1, -(2**53) - 1, 2**62 + 1, 2**63 - 1]).map(_exact_int),
     any_float.map(_f32),
     any_float.map(lambda x: Hostile(np.float64(x), (x,), ())),
     any_float.map(lambda x: Hostile(np.array(x), (x,), ())),  # 0-d array
-    st.integers(-(2**62), 2**62).map(lambda n: Hostile(np.int64(n), (float(n),), ())),
+    st.integers(-(2**62), 2**62).map(lambda n: _exact_int(n, np.int64)),
 )
 
 invalid_scalar = st.one_of(
@@ -125,6 +134,8 @@ def array_like(draw, elements=any_float, max_len=4):
         return Hostile(a, tuple(float(v) for v in a), (n,))
     if kind == "int_array":
         ints = draw(st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=max_len))
+        if not all(_exact_int(v).valid for v in ints):
+            return Hostile(np.array(ints, dtype=np.int64), None, None, "exactly")
         return Hostile(np.array(ints, dtype=np.int64), tuple(float(v) for v in ints), (len(ints),))
     if kind == "object_array":
         return Hostile(np.array(xs, dtype=object), tuple(xs), (n,))

@@ -53,10 +53,10 @@ def test_counts_and_one_row_per_claim_with_its_numbers():
         assert f"**{n} {v}**" in text
     rows = _table_rows(text)
     assert len(rows) == len(rep["claims"])
-    assert all(len(r) == 9 for r in rows)  # the pipe in a source did not split a cell
+    assert all(len(r) == 10 for r in rows)  # the pipe in a source did not split a cell
     by_id = {r[0].strip("`"): r for r in rows}
     assert by_id["b"][1].endswith("FAILS") and by_id["b"][2] == "1.5" and by_id["b"][4] == "0.5 / 0.05"
-    assert by_id["a"][7] == "Jacot et al. | 2018" and by_id["a"][8] == "holds ✓" and by_id["b"][8] == "holds ✗"
+    assert by_id["a"][8] == "Jacot et al. | 2018" and by_id["a"][9] == "holds ✓" and by_id["b"][9] == "holds ✗"
     assert [r[0] for r in rows][:2] == ["`d`", "`b`"]  # worst first: ERROR, then FAILS
     assert "profile `quick`" in text and "commit `0123456789`" in text
 

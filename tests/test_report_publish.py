@@ -97,16 +97,31 @@ def test_added(claim):
     added.stdout.fnmatch_lines(["*(new) -> HOLDS  demo.added*"])
 
 
-def test_step_summary_and_unwritable_report(project, monkeypatch):
+def test_step_summary(project, monkeypatch):
     p = project
     summary = p.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    (p.path / "blocker").write_text("a file, not a folder")
-    res = p.runpytest("-p", "no:cacheprovider", "--ntk-html", str(p.path / "blocker" / "r.html"))
-    assert res.ret != 0  # a report that cannot be written is not silently dropped
-    res.stdout.fnmatch_lines(["*could not write the HTML report to*blocker*"])
+    res = p.runpytest("-p", "no:cacheprovider")
+    assert res.ret == 0
     text = summary.read_text()
     assert "## pytest-ntk claims" in text and "`demo.flip`" in text
+
+
+@pytest.mark.parametrize("flag", ["--ntk-html", "--ntk-json", "--ntk-markdown", "--ntk-history"])
+def test_unwritable_report_path_is_a_usage_error_before_any_claim_runs(project, flag):
+    """A report that cannot be written is refused at start, not lost after an hour of claims."""
+    p = project
+    (p.path / "blocker").write_text("a file, not a folder")
+    res = p.runpytest("-p", "no:cacheprovider", flag, str(p.path / "blocker" / "r.out"))
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    res.stderr.fnmatch_lines([f"*pytest-ntk: {flag} *blocker*r.out cannot be written*"])
+    assert "demo.flip" not in res.stdout.str()  # no claim ran
+
+
+def test_report_path_that_is_a_directory_is_a_usage_error(project):
+    res = project.runpytest("-p", "no:cacheprovider", "--ntk-json", str(project.path))
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+    res.stderr.fnmatch_lines(["*--ntk-json*is a directory*"])
 
 
 def test_progress_lines_with_verbose_and_output_capture(project):

@@ -61,15 +61,17 @@ def test_terminal_table(pytester):
     result, report = run(pytester)
     table = _table(result)
     assert re.split(r"\s{2,}", table[1].strip()) == [
-        "claim", "verdict", "measured", "predicted", "gap", "tolerance", "margin", "CI", "source says"]
+        "claim", "verdict", "measured", "predicted", "gap", "tolerance", "margin", "CI", "rivals out", "source says"]
     rows = {re.split(r"\s{2,}", line.strip())[0]: re.split(r"\s{2,}", line.strip()) for line in table[2:]}
-    assert rows["tbl.holds"] == ["tbl.holds", "HOLDS", "1.04", "1", "0.04", "0.05", "0.01", "holds (agrees)"]
+    # '0.05*': the profile's default tolerance (the claim gave none), explained under the table
+    assert rows["tbl.holds"] == ["tbl.holds", "HOLDS", "1.04", "1", "0.04", "0.05*", "0.01", "holds (agrees)"]
     assert rows["tbl.fails"] == ["tbl.fails", "FAILS", "0.3333", "0.5", "0.1667", "0.05", "-0.1167",
                                  "holds (contradicts)"]
-    assert rows["tbl.samples"] == ["tbl.samples", "INCONCLUSIVE", "1.1", "1", "0.1", "0.05", "-0.05",
+    assert rows["tbl.samples"] == ["tbl.samples", "INCONCLUSIVE", "1.1", "1", "0.1", "0.05*", "-0.05",
                                    "[0.852, 1.35]"]
     assert rows["tbl.error"] == ["tbl.error", "ERROR"]
-    assert rows["tbl.two (train)"] == ["tbl.two (train)", "HOLDS", "2", "2", "0", "0.1", "0.1"]
+    assert rows["tbl.two (train)"] == ["tbl.two (train)", "HOLDS", "2", "2", "0", "0.1*", "0.1"]
+    assert "* tolerance from the profile's default (the claim gave none)" in table
     assert "ERROR tbl.error: ValueError: width must be positive, got -3" in table
     assert table[-1] == "NTK claims: 2 HOLDS, 1 FAILS, 1 INCONCLUSIVE, 1 ERROR"
     # readable numbers: no 17-digit floats anywhere in the table
@@ -83,7 +85,7 @@ def test_terminal_table_verbose_lists_every_measurement(pytester):
     table = _table(result)
     i = next(i for i, line in enumerate(table) if line.startswith("tbl.two"))
     first, second = (re.split(r"\s{2,}", line.strip()) for line in table[i : i + 2])
-    assert first == ["tbl.two (train)", "HOLDS", "2", "2", "0", "0.1", "0.1"]
+    assert first == ["tbl.two (train)", "HOLDS", "2", "2", "0", "0.1*", "0.1"]
     assert second == ["test", "HOLDS", "3.1", "3", "0.1", "0.3", "0.2"]
 
 
@@ -118,7 +120,7 @@ def test_one_seed(claim):
     result, report = run(pytester)
     assert report["claims"][0]["measurements"][0]["ci"] == [None, None]
     (row,) = [line for line in _table(result) if line.startswith("one.seed")]
-    assert re.split(r"\s{2,}", row) == ["one.seed", "INCONCLUSIVE", "1", "1", "0", "0.05", "0.05", "[-inf, inf]"]
+    assert re.split(r"\s{2,}", row) == ["one.seed", "INCONCLUSIVE", "1", "1", "0", "0.05*", "0.05", "[-inf, inf]"]
 
 
 # ---------------------------------------------------------------------------- JSON report
@@ -148,7 +150,8 @@ MEASUREMENT_KEYS = {"name", "measured", "predicted", "rtol", "atol", "tolerance"
 def test_json_schema(pytester):
     pytester.makepyfile(test_schema=SCHEMA_CLAIMS)
     result, report = run(pytester, name="out/sub/report.json")  # parent folders are created
-    assert set(report) == {"schema", "run", "complete", "claims"}
+    assert set(report) == {"schema", "run", "complete", "claims", "not_run"}
+    assert report["not_run"] == []
     assert report["schema"] == 1 and report["complete"] is True
     run_ = report["run"]
     assert {"time", "git_commit", "python", "versions", "device", "profile"} <= set(run_)
@@ -308,6 +311,8 @@ def _comparable(report):
 
 
 def test_xdist_gives_the_serial_verdicts_and_one_report(pytester, monkeypatch):
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(var, raising=False)  # this test may itself run in an xdist worker
     pytester.makepyfile(test_x=XDIST_CLAIMS)
     pytester.makeconftest(WRITE_LOG)
     serial_result, serial = run(pytester, name="serial.json")
@@ -327,7 +332,11 @@ def test_xdist_gives_the_serial_verdicts_and_one_report(pytester, monkeypatch):
     # the worker died after the claim started: the PENDING announcement makes it an ERROR
     assert crashed["verdict"] == "ERROR" and "process broke" in crashed["message"], crashed
     del parallel["claims"][0], serial["claims"][0]
-    assert _comparable(parallel) == _comparable(serial)
+    a, b = _comparable(parallel), _comparable(serial)
+    assert a.keys() == b.keys()
+    for nodeid in a:
+        assert a[nodeid] == b[nodeid], {k: (a[nodeid].get(k), b[nodeid].get(k)) for k in a[nodeid]
+                                        if a[nodeid].get(k) != b[nodeid].get(k)}
     assert {c["id"]: c["verdict"] for c in parallel["claims"] if c["id"] != "x.dup"} == {
         "x.holds[k=1]": "HOLDS", "x.holds[k=2]": "HOLDS", "x.holds[k=3]": "HOLDS", "x.fails": "FAILS",
         "x.inconclusive": "INCONCLUSIVE", "x.error": "ERROR", "x.marker": "ERROR"}

@@ -360,7 +360,7 @@ def test_slope_non_finite_prediction_is_an_error_never_holds(kw):
 
 def test_slope_usage_errors():
     rec = recorder()
-    with pytest.raises(ClaimError, match="3 points but y has 2"):
+    with pytest.raises(ClaimError, match=r"x has shape \(3,\) but y has shape \(2,\)"):
         rec.slope([1.0, 2.0, 3.0], [1.0, 2.0], expected=1.0, tol=0.1)
     with pytest.raises(ClaimError, match="together"):
         rec.slope(X, X, expected=1.0)
@@ -426,7 +426,7 @@ def test_samples_paired_predictions():
     m = recorder().samples(values, predicted=[1.0, 2.0, 3.0, 4.0], atol=0.2)
     assert m.verdict is Verdict.HOLDS  # the differences are all exactly-ish 0.1
     assert m.gap == pytest.approx(0.1) and m.predicted == pytest.approx(2.5)
-    with pytest.raises(ClaimError, match="4 values but 3 predictions"):
+    with pytest.raises(ClaimError, match=r"4 values \(one per seed\) but predicted has shape \(3,\)"):
         recorder().samples(values, predicted=[1.0, 2.0, 3.0])
 
 
@@ -519,14 +519,14 @@ def test_stage_records_duration_and_status():
     assert all(s["duration_s"] >= 0 for s in rec.stages)
     assert [(c[0], c[1]) for c in calls] == [(CLAIM, "train"), (CLAIM, "predict")]
     rec.close(1.0, 1.0)
-    assert rec.finish().stages == rec.stages
+    assert rec.finish().stages == list(rec.stages)
 
 
 def test_table_and_attach_are_json_ready():
     rec = recorder()
     rec.table("Table 1", ["depth", np.str_("rmse")], [[1, np.float64(0.5)], (np.int64(2), 0.25)])
     rec.attach("curve", {"x": np.arange(3), "y": np.array([1.0, np.nan, 2.0]), 4: np.float32(0.5)})
-    assert rec.artifacts == [
+    assert list(rec.artifacts) == [
         {"kind": "table", "name": "Table 1", "columns": ["depth", "rmse"], "rows": [[1, 0.5], [2, 0.25]]},
         {"kind": "data", "name": "curve", "data": {"x": [0, 1, 2], "y": [1.0, None, 2.0], "4": 0.5}},
     ]
@@ -541,7 +541,8 @@ def test_attach_rejects_data_that_is_not_json_ready():
         rec.attach("weights", {"net": object()})
     with pytest.raises(ClaimError, match=CLAIM):
         rec.table("t", ["a"], [[{1, 2}]])
-    assert rec.artifacts == []
+    assert rec.artifacts == ()
+    assert [m.verdict for m in rec.measurements] == [Verdict.ERROR, Verdict.ERROR]  # refusals are recorded
 
 
 # ---------------------------------------------------------------------------- model
@@ -607,3 +608,79 @@ def test_fit_slope_matches_scipy():
     assert fit.stderr == pytest.approx(lr.stderr) and fit.r2 == pytest.approx(lr.rvalue**2)
     two = fit_slope([1.0, 2.0], [1.0, 3.0], log=False, confidence=0.95)
     assert two.slope == pytest.approx(2.0) and (two.lo, two.hi) == (-math.inf, math.inf)
+
+
+# ---------------------------------------------------------------------------- rivals
+def test_close_holds_only_when_every_rival_is_rejected():
+    m = recorder().close(1.0, 1.0, rtol=0.05, rivals={"NNGP instead of NTK": 0.8, "depth-independent": 1.3})
+    assert m.verdict is Verdict.HOLDS and m.rivals_ruled_out == 2
+    assert [r.verdict for r in m.rivals] == [Verdict.FAILS, Verdict.FAILS]
+    assert "ruled out" in m.message
+
+
+def test_close_with_a_rival_that_also_holds_is_inconclusive_naming_it():
+    rec = recorder()
+    m = rec.close(1.0, 1.0, rtol=0.05, rivals={"NN1's NTK for both depths": 1.02, "zero": 0.0})
+    assert m.verdict is Verdict.INCONCLUSIVE
+    assert "cannot distinguish the prediction from rival \"NN1's NTK for both depths\"" in m.message
+    assert [r.ruled_out for r in m.rivals] == [False, True]
+    assert rec.finish().verdict is Verdict.INCONCLUSIVE
+
+
+def test_a_failing_prediction_fails_whatever_the_rivals_do():
+    with pytest.raises(ClaimFailed):
+        recorder().close(2.0, 1.0, rivals={"right theory": 2.0})
+
+
+def test_samples_rivals_are_judged_with_the_same_interval():
+    values = [1.00, 1.02, 0.98, 1.01, 0.99]
+    held = recorder().samples(values, predicted=1.0, rtol=0.05, rivals={"half": 0.5})
+    assert held.verdict is Verdict.HOLDS and held.rivals[0].gap_ci[0] > held.rivals[0].tolerance
+    undecided = recorder().samples(values, predicted=1.0, rtol=0.05, rivals={"close rival": 1.04})
+    assert undecided.verdict is Verdict.INCONCLUSIVE and undecided.rivals[0].verdict is not Verdict.FAILS
+
+
+def test_slope_rival_exponents():
+    x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    y = x**-0.5 * np.array([1.0, 1.01, 0.99, 1.0, 1.005])
+    m = recorder().slope(x, y, expected=-0.5, tol=0.1, rivals={"does not converge": 0.0, "1/width": -1.0})
+    assert m.verdict is Verdict.HOLDS and m.rivals_ruled_out == 2
+    near = recorder().slope(x, y, expected=-0.5, tol=0.1, rivals={"-0.45 law": -0.45})
+    assert near.verdict is Verdict.INCONCLUSIVE
+    bounded = recorder().slope(x, y, upper=-0.25, rivals={"no decay": 0.0})
+    assert bounded.verdict is Verdict.HOLDS and bounded.rivals[0].ruled_out
+
+
+def test_rivals_must_be_a_mapping_of_finite_predictions_of_the_right_shape():
+    for bad, word in (([0.5], "mapping"), ({"x": float("nan")}, "not finite"), ({"x": [1.0, 2.0]}, "shape"),
+                      ({"x": "0.5"}, "'0.5'")):
+        rec = recorder()
+        with pytest.raises(ClaimError, match=word):
+            rec.close(1.0, 1.0, rivals=bad)
+        assert rec.finish().verdict is Verdict.ERROR
+
+
+def test_rivals_travel_through_json():
+    rec = recorder()
+    rec.close(1.0, 1.0, rivals={"wrong": 2.0})
+    d = rec.finish().to_dict()
+    r = d["measurements"][0]["rivals"][0]
+    assert r["name"] == "wrong" and r["verdict"] == "FAILS" and r["ruled_out"] is True and r["predicted"] == 2.0
+    assert d["rivals"] == {"named": 1, "ruled_out": 1}
+    back = ClaimResult.from_dict(json.loads(json.dumps(d)))
+    assert back.measurements[0].rivals[0].ruled_out
+
+
+def test_rivals_in_the_reports():
+    from pytest_ntk.report import baseline, html, markdown, terminal
+
+    rec = recorder()
+    rec.close(1.0, 1.0, rivals={"wrong": 2.0, "close": 1.01})
+    report = {"schema": 1, "run": {}, "complete": True, "claims": [rec.finish(nodeid="t.py::x").to_dict()]}
+    lines = []
+    terminal.render(report["claims"], lambda text, **kw: lines.append(text))
+    assert any("1/2" in line for line in lines)
+    assert "1/2 (not: close)" in markdown.render(report)
+    page = html.render(report)
+    assert "rival: wrong" in page and "ruled out" in page and "not ruled out" in page
+    assert baseline.entries(report)[CLAIM]["rivals"] == {"close": "HOLDS", "wrong": "FAILS"}

@@ -1,140 +1,60 @@
-"""The run's state behind the plugin's hooks: options, profile, claim specs, results, reports.
+"""The run's state behind the plugin's hooks: options, profile, claims, results, reports, exit status.
 
-``plugin.py`` wires pytest hooks to the methods here; the logic lives here and in the verdict
-model, so the plugin stays a thin list of hooks.
+``plugin.py`` wires pytest hooks to the methods here; the logic lives here, in :mod:`.spec`
+(what a claim declares), :mod:`.outcome` (how a verdict maps onto pytest's outcome) and the
+verdict model, so the plugin stays a thin list of hooks.
+
+A claim's life, as the session sees it:
+
+1. **collection** (:meth:`NTKSession.collected_items`): every claim item is known before any
+   runs (under xdist each worker writes its list to a manifest the controller reads), so a claim
+   whose process dies before it starts is still reported, and the JSON says ``complete: false``
+   whenever a collected claim has no verdict;
+2. **setup** (:meth:`NTKSession.start`): the marker is parsed, the tolerance resolved and a
+   recorder bound; the setup report announces the claim (``PENDING``);
+3. **call**: the recorder is sealed when the call ends and the verdict computed
+   (:meth:`NTKSession.on_report`);
+4. **teardown**: an error there, or a measurement recorded after the call, turns the verdict into
+   ERROR and the teardown report carries the corrected result;
+5. **end** (:meth:`NTKSession.finish`): unfinished claims become ERROR, measurements recorded
+   after their claim's teardown (a thread that outlived its test) too; the reports are written
+   and the exit status follows :func:`pytest_ntk.verdicts.breaks_run`.
 """
 
 from __future__ import annotations
 
-import math
+import json
 import os
+import shutil
 import sys
-from dataclasses import dataclass, field
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .profiles import Profile, ProfileError, load_profiles
 from ..report import jsonreport, runinfo, terminal
-from ..verdicts import ClaimError, ClaimRecorder, ClaimResult, Tolerance, Verdict
+from ..verdicts import ClaimError, ClaimRecorder, ClaimResult, Tolerance, Verdict, breaks_run
+from . import options as _options
+from . import outcome as _outcome
+from .profiles import Profile, ProfileError, load_profiles
+from .spec import ClaimSpec, claim_error_payload, claim_spec, duplicate_ids, format_statement, safe_spec, xfail_reason
 
-__all__ = ["ClaimSpec", "NTKSession", "claim_spec", "claim_error_payload", "EXPECT_VALUES"]
+__all__ = ["NTKSession", "SESSION_KEY", "session_of", "pin_worker_gpu"]
 
-EXPECT_VALUES = ("holds", "fails")
-_MARKER_KWARGS = {"source", "statement", "expect"}
 _TOLERANCE_KWARGS = {"rtol", "atol", "confidence"}
+SESSION_KEY = pytest.StashKey["NTKSession"]()
+_CLAIM = pytest.StashKey[tuple]()
+_SETUP_ERROR = pytest.StashKey[BaseException]()
+_MANIFEST_KEY = "ntk_manifest_dir"
 
 
-@dataclass(frozen=True)
-class ClaimSpec:
-    """What the ``@pytest.mark.claim`` marker of one test item says."""
-
-    base_id: str
-    id: str
-    source: str
-    statement: str
-    expect: str | None
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def meta(self, nodeid: str) -> dict[str, Any]:
-        return {
-            "nodeid": nodeid, "source": self.source, "statement": self.statement, "expect": self.expect,
-            "params": self.params, "base_id": self.base_id,
-        }
-
-
-def _plain_param(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return repr(v)  # 'nan', 'inf': the JSON report is strict JSON
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
+def session_of(config: pytest.Config) -> "NTKSession":
+    """The run's :class:`NTKSession` (the plugin keeps it in ``config.stash[SESSION_KEY]``)."""
     try:
-        import numpy as np
-
-        if isinstance(v, np.generic):
-            return _plain_param(v.item())
-    except ImportError:  # pragma: no cover
-        pass
-    return getattr(v, "__name__", None) or repr(v)
-
-
-def claim_spec(item: pytest.Item) -> ClaimSpec | None:
-    """Parse the item's claim marker; ``None`` when it has none; ClaimError on a malformed one."""
-    marker = item.get_closest_marker("claim")
-    if marker is None:
-        return None
-    where = item.nodeid
-    if len(marker.args) != 1 or not isinstance(marker.args[0], str) or not marker.args[0].strip():
-        raise ClaimError(
-            f"{where}: @pytest.mark.claim needs exactly one positional argument, the claim id "
-            f"(a dotted string), got {marker.args!r}"
-        )
-    base_id = marker.args[0].strip()
-    unknown = set(marker.kwargs) - _MARKER_KWARGS
-    if unknown:
-        raise ClaimError(
-            f"claim {base_id!r}: unknown keyword(s) {sorted(unknown)} in @pytest.mark.claim; "
-            f"allowed: {sorted(_MARKER_KWARGS)}"
-        )
-    expect = marker.kwargs.get("expect")
-    if expect is not None:
-        if not isinstance(expect, str) or expect.lower() not in EXPECT_VALUES:
-            raise ClaimError(f"claim {base_id!r}: expect must be 'holds' or 'fails', got {expect!r}")
-        expect = expect.lower()
-    for key in ("source", "statement"):
-        value = marker.kwargs.get(key, "")
-        if not isinstance(value, str):
-            raise ClaimError(f"claim {base_id!r}: {key} must be a string, got {value!r}")
-    params: dict[str, Any] = {}
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None:
-        params = {k: _plain_param(v) for k, v in callspec.params.items()}
-    claim_id = base_id
-    if params:
-        claim_id += "[" + ",".join(f"{k}={v}" for k, v in params.items()) + "]"
-    return ClaimSpec(
-        base_id=base_id, id=claim_id, source=marker.kwargs.get("source", ""),
-        statement=marker.kwargs.get("statement", ""), expect=expect, params=params,
-    )
-
-
-def claim_error_payload(item: pytest.Item, message: str) -> dict[str, Any]:
-    """The ERROR result of a claim that could not start (bad marker, tolerance, duplicate id).
-
-    Keeps the case's id (``base[params]``) and metadata when the claim marker itself parses, so the
-    parametrized cases of a claim stay distinct in the reports.
-    """
-    try:
-        spec = claim_spec(item)
-    except ClaimError:
-        spec = None
-    if spec is None:
-        marker = item.get_closest_marker("claim")
-        ok = marker is not None and marker.args and isinstance(marker.args[0], str) and marker.args[0].strip()
-        claim_id = marker.args[0].strip() if ok else item.nodeid
-        spec = ClaimSpec(base_id=claim_id, id=claim_id, source="", statement="", expect=None)
-    return ClaimResult(id=spec.id, verdict=Verdict.ERROR, message=message, **spec.meta(item.nodeid)).to_dict()
-
-
-def _float_option(config, opt: str, ini: str):
-    """A tolerance field from the command line, else the ini key, else None; UsageError if invalid."""
-    value = config.getoption(opt)
-    origin = f"--{opt.replace('_', '-')}"
-    if value is None:
-        raw = config.getini(ini)
-        if raw in (None, ""):
-            return None
-        value, origin = raw, f"ini key {ini}"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise pytest.UsageError(f"pytest-ntk: {origin} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0:
-        raise pytest.UsageError(f"pytest-ntk: {origin} must be finite and >= 0, got {value!r}")
-    if opt == "ntk_confidence" and not 0 < v < 1:
-        raise pytest.UsageError(f"pytest-ntk: {origin} must lie strictly between 0 and 1, got {value!r}")
-    return v
+        return config.stash[SESSION_KEY]
+    except KeyError:
+        raise RuntimeError("pytest-ntk is not active in this pytest run (is the plugin disabled?)") from None
 
 
 class NTKSession:
@@ -155,75 +75,86 @@ class NTKSession:
                 f"pytest-ntk: unknown profile {name!r} (--ntk-profile); known: {sorted(self.profiles)}"
             )
         self.profile: Profile = self.profiles[name]
-        seed = config.getoption("ntk_seed")
-        if seed is None:
-            raw = config.getini("ntk_seed")
-            try:
-                seed = int(raw) if raw not in (None, "") else 0
-            except ValueError:
-                raise pytest.UsageError(f"pytest-ntk: ini key ntk_seed must be an integer, got {raw!r}") from None
-        self.base_seed = int(seed)
+        self.base_seed = _options.base_seed(config)
         self.option_tolerance = {
-            "rtol": _float_option(config, "ntk_rtol", "ntk_rtol"),
-            "atol": _float_option(config, "ntk_atol", "ntk_atol"),
-            "confidence": _float_option(config, "ntk_confidence", "ntk_confidence"),
+            "rtol": _options.tolerance_option(config, "ntk_rtol", "ntk_rtol"),
+            "atol": _options.tolerance_option(config, "ntk_atol", "ntk_atol"),
+            "confidence": _options.tolerance_option(config, "ntk_confidence", "ntk_confidence"),
         }
         self.audit = bool(config.getoption("ntk_audit") or config.getini("ntk_audit"))
-        self.json_path = config.getoption("ntk_json")
-        if self.json_path:  # relative to where pytest was started, even if a claim changes directory
-            self.json_path = str(Path(config.invocation_params.dir, self.json_path))
+        self.json_path = _options.output_path(config, "ntk_json")
+        if not self.is_worker:
+            _options.check_outputs(config)
         self.results: dict[str, dict[str, Any]] = {}  # nodeid -> ClaimResult dict, in arrival order
         self.pending: dict[str, dict[str, Any]] = {}  # nodeid -> claim metadata of a started claim
+        self.collected: dict[str, dict[str, Any]] = {}  # nodeid -> claim metadata of every collected claim
+        self.recorders: dict[str, ClaimRecorder] = {}  # nodeid -> recorder (this process's claims)
         self.duplicate_errors: dict[str, str] = {}
+        self.late_errors: dict[str, str] = {}  # nodeid -> message, from workers (after their claims ended)
         self.interrupted = False
         self.publish_notes: list[str] = []  # lines from report writers / the baseline gate
         self.gate_failed = False
         self._cache = None
         self.worker_cache_stats: list[dict[str, Any]] = []  # from xdist workers, at their node-down
-        if not self.is_worker:
-            from ..science import cache
-
-            cache.clear_at_start(config)  # --cache-clear also clears an --ntk-cache-dir
+        self.manifest_dir: str | None = None
+        if self.is_worker:
+            self.manifest_dir = config.workerinput.get(_MANIFEST_KEY)
+        else:
+            _options.clear_cache_at_start(config)  # --cache-clear also clears an --ntk-cache-dir
 
     @property
     def cache(self):
         """The cache of trained networks and kernels (created on first use; see pytest_ntk.science.cache)."""
         if self._cache is None:
-            from ..science import cache
+            from ..science.cache import Cache
 
-            self._cache = cache.Cache.from_config(self.config)
+            directory, enabled = _options.cache_directory(self.config)
+            self._cache = Cache(directory, enabled=enabled)
         return self._cache
 
-    # ------------------------------------------------------------------ collection
-    def check_duplicates(self, items) -> None:
-        """A claim id may be shared by the parametrized cases of one test, never by two tests."""
-        owners: dict[str, dict[str, list[str]]] = {}
-        for item in items:
+    # ------------------------------------------------------------------ xdist plumbing
+    def configure_node(self, node) -> None:
+        """Controller: give each xdist worker the folder where it lists its collected claims."""
+        if self.manifest_dir is None:
+            self.manifest_dir = tempfile.mkdtemp(prefix="pytest-ntk-claims-")
+        node.workerinput[_MANIFEST_KEY] = self.manifest_dir
+
+    def _read_manifests(self) -> None:
+        if self.is_worker or not self.manifest_dir or not os.path.isdir(self.manifest_dir):
+            return
+        for path in sorted(Path(self.manifest_dir).glob("*.json")):
             try:
-                spec = claim_spec(item)
-            except ClaimError:
-                continue  # reported when the item runs
-            if spec is None:
-                continue
-            # the test function's node id (without parameters), relative to the rootdir like pytest's own
-            func = item.nodeid
-            if item.nodeid.endswith(item.name):
-                func = item.nodeid[: len(item.nodeid) - len(item.name)] + getattr(item, "originalname", item.name)
-            owners.setdefault(spec.base_id, {}).setdefault(func, []).append(item.nodeid)
-        for base_id, funcs in owners.items():
-            if len(funcs) > 1:
-                names = sorted(funcs)
-                msg = f"claim id {base_id!r} is used by more than one test: {', '.join(names)}; claim ids must be unique"
-                for nodeids in funcs.values():
-                    for nodeid in nodeids:
-                        self.duplicate_errors[nodeid] = msg
+                self.collected.update(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue  # a worker died while writing: the others list the same items
+
+    # ------------------------------------------------------------------ collection
+    def collected_items(self, items) -> None:
+        """The final list of items: remember every claim, check ids, list them for the controller."""
+        self.duplicate_errors = duplicate_ids(items)
+        for item in items:
+            spec = safe_spec(item)
+            if spec is not None:
+                self.collected[item.nodeid] = {"id": spec.id, **spec.meta(item.nodeid)}
+        if self.is_worker and self.manifest_dir:
+            worker = str(self.config.workerinput.get("workerid", os.getpid()))
+            target = Path(self.manifest_dir, f"{worker}.json")
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.collected), encoding="utf-8")
+            os.replace(tmp, target)
 
     # ------------------------------------------------------------------ per claim
-    def tolerance_for(self, item: pytest.Item, claim_id: str) -> Tolerance:
-        """Marker ``tolerance(...)`` > command line > ini > the profile's default, field by field."""
-        resolved = dict(rtol=self.profile.tolerance.rtol, atol=self.profile.tolerance.atol,
-                        confidence=self.profile.tolerance.confidence)
+    def tolerance_for(self, item: pytest.Item, claim_id: str) -> tuple[Tolerance, bool]:
+        """Marker ``tolerance(...)`` > command line > ini > the profile's default, field by field.
+
+        Returns the tolerance and whether its rtol/atol are a default (no ``tolerance`` marker gave
+        them). Marker values are validated like ``close()``'s arguments: ``rtol=True`` or
+        ``"0.95"`` is an ERROR, not 1.0 or 0.95.
+        """
+        resolved: dict[str, Any] = dict(rtol=self.profile.tolerance.rtol, atol=self.profile.tolerance.atol,
+                                        confidence=self.profile.tolerance.confidence)
         resolved.update({k: v for k, v in self.option_tolerance.items() if v is not None})
+        default = True
         marker = item.get_closest_marker("tolerance")
         if marker is not None:
             if marker.args:
@@ -234,42 +165,84 @@ class NTKSession:
                 raise ClaimError(f"claim {claim_id!r}: unknown keyword(s) {sorted(unknown)} in "
                                  f"@pytest.mark.tolerance; allowed: {sorted(_TOLERANCE_KWARGS)}")
             # None means "not set here", as in the marker's signature tolerance(rtol=None, atol=None, confidence=None)
-            resolved.update({k: v for k, v in marker.kwargs.items() if v is not None})
-        return Tolerance(**resolved).validated(claim_id)
+            given = {k: v for k, v in marker.kwargs.items() if v is not None}
+            resolved.update(given)
+            default = not ({"rtol", "atol"} & set(given))
+        try:
+            return Tolerance(**resolved).validated(claim_id), default
+        except ClaimError as exc:
+            raise ClaimError(f"{exc} (from @pytest.mark.tolerance, the command line or the profile)") from None
 
     def start(self, item: pytest.Item, on_stage=None) -> tuple[ClaimSpec, ClaimRecorder] | None:
         """Set up a claim item: parse its markers and bind a recorder (ClaimError when malformed)."""
-        spec = claim_spec(item)
-        if spec is None:
-            return None
-        if item.nodeid in self.duplicate_errors:
-            raise ClaimError(self.duplicate_errors[item.nodeid])
-        tolerance = self.tolerance_for(item, spec.id)
+        try:
+            spec = claim_spec(item)
+            if spec is None:
+                return None
+            if item.nodeid in self.duplicate_errors:
+                raise ClaimError(self.duplicate_errors[item.nodeid])
+            tolerance, default = self.tolerance_for(item, spec.id)
+        except ClaimError as exc:
+            item.stash[_SETUP_ERROR] = exc
+            raise
         recorder = ClaimRecorder(spec.id, tolerance, base_seed=self.base_seed, seed_key=spec.base_id,
-                                 on_stage=on_stage)
+                                 on_stage=on_stage, tolerance_is_default=default)
+        item.stash[_CLAIM] = (spec, recorder)
+        self.recorders[item.nodeid] = recorder
         return spec, recorder
 
-    def apply_outcome(self, report, result: ClaimResult) -> None:
-        """Map a claim's verdict onto pytest's outcome for its call report.
+    @staticmethod
+    def recorder_of(item: pytest.Item) -> ClaimRecorder | None:
+        started = item.stash.get(_CLAIM, None)
+        return None if started is None else started[1]
 
-        HOLDS passes and ERROR fails. FAILS fails, except that it is reported as xfailed (an
-        expected failure) when the cited source itself says the prediction fails
-        (``expect="fails"``) and, in audit mode, always: there a FAILS is a finding, not a broken
-        test. INCONCLUSIVE is reported as xfailed: it neither passes nor fails a prediction.
-        """
-        failed_as_expected = result.verdict is Verdict.FAILS and (self.audit or result.expect == "fails")
-        if result.verdict is Verdict.ERROR and report.passed:
-            report.outcome = "failed"
-            report.longrepr = f"claim {result.id!r}: {result.message}"
-        elif result.verdict is Verdict.INCONCLUSIVE and report.passed:
-            report.outcome = "skipped"
-            report.wasxfail = result.message
-        elif failed_as_expected:
-            report.outcome = "skipped"
-            report.wasxfail = result.message
-        elif result.verdict is Verdict.FAILS and report.passed:  # the test caught the ClaimFailed
-            report.outcome = "failed"
-            report.longrepr = f"claim {result.id!r}: {result.message}"
+    def on_report(self, item: pytest.Item, call: pytest.CallInfo, report) -> None:
+        """Attach the claim's result to its setup/call/teardown report and map the verdict onto pytest's outcome."""
+        started = item.stash.get(_CLAIM, None)
+        if started is None:
+            if call.when == "setup" and _SETUP_ERROR in item.stash:
+                exc = item.stash[_SETUP_ERROR]
+                report.ntk_claim = claim_error_payload(item, f"{type(exc).__name__}: {exc}")
+            return
+        spec, recorder = started
+        meta = {**spec.meta(item.nodeid), "xfail": xfail_reason(item)}
+        if call.when == "setup":
+            if report.failed or report.skipped:
+                reason = _outcome.skip_reason(report) if report.skipped else None
+                error = None if report.skipped else (call.excinfo.value if call.excinfo else RuntimeError("setup failed"))
+                report.ntk_claim = recorder.finish(error=error, skipped=reason, **meta).to_dict()
+            else:  # announce the claim: if its process dies, the controller still knows what ran
+                report.ntk_claim = {"id": spec.id, "verdict": "PENDING", **meta}
+            return
+        if call.when == "call":
+            recorder.seal()
+            error, skipped, imperative_xfail = _outcome.classify(call, report)
+            try:
+                meta["statement"] = format_statement(spec.id, spec.statement, recorder.settings, recorder.profile)
+            except ClaimError as exc:
+                error, skipped = exc, None
+            marked_xfail = hasattr(report, "wasxfail") and not imperative_xfail
+            meta["xfail"] = (str(report.wasxfail) or "xfail") if marked_xfail else None
+            result = recorder.finish(error=error, skipped=skipped, duration_s=report.duration, **meta)
+            _outcome.apply(report, result, audit=self.audit, marked_xfail=marked_xfail, item=item)
+            report.ntk_claim = result.to_dict()
+            _outcome.set_junit_properties(report, item, report.ntk_claim)
+            return
+        # teardown: a fixture's teardown error, or a measurement recorded after the call, is an ERROR
+        if report.failed or recorder.late:
+            previous = self.results.get(item.nodeid, {})
+            if call.excinfo is not None:
+                exc = call.excinfo.value
+                error = RuntimeError(f"the test's teardown failed after the claim was judged "
+                                     f"{previous.get('verdict', '?')}: {type(exc).__name__}: {exc}")
+            else:
+                error = None
+            meta["xfail"] = previous.get("xfail")
+            result = recorder.finish(error=error, duration_s=previous.get("duration_s", 0.0), **meta)
+            if result.verdict is not Verdict.ERROR:  # finish() gives ERROR for late records; be explicit
+                result.verdict, result.message = Verdict.ERROR, f"{type(error).__name__}: {error}"
+            report.ntk_claim = result.to_dict()
+            _outcome.set_junit_properties(report, item, report.ntk_claim)
 
     # ------------------------------------------------------------------ results (controller side)
     def record(self, nodeid: str, payload: dict[str, Any]) -> None:
@@ -283,16 +256,42 @@ class NTKSession:
             self.write_json(complete=False)
 
     def record_crash(self, nodeid: str, message: str) -> None:
-        """A claim whose process died (e.g. an xdist worker killed mid-claim) is an ERROR."""
+        """A claim whose process died (e.g. an xdist worker killed mid-claim, or in its setup) is an ERROR."""
         meta = self.pending.pop(nodeid, None)
         if meta is None:
-            return
+            self._read_manifests()
+            meta = self.collected.get(nodeid)
+            if meta is None or nodeid in self.results:
+                return  # not a claim, or already judged
         meta = dict(meta)
-        meta.update(verdict=Verdict.ERROR.value, message=message)
+        recorder = self.recorders.get(nodeid)
+        measurements = [m.to_dict() for m in recorder.measurements] if recorder is not None else []
+        meta.update(verdict=Verdict.ERROR.value, message=message, measurements=measurements)
         self.results[nodeid] = ClaimResult.from_dict(meta).to_dict()
+
+    def late_records(self) -> dict[str, str]:
+        """``{nodeid: message}`` for claims of this process that got a record after their teardown."""
+        out = {}
+        for nodeid, recorder in self.recorders.items():
+            late = recorder.late
+            if late and nodeid in self.results and self.results[nodeid].get("verdict") != "ERROR":
+                out[nodeid] = f"recorded after the test returned: {', '.join(late[:5])}"
+        return out
+
+    def _apply_late(self, late: dict[str, str]) -> None:
+        for nodeid, message in late.items():
+            result = self.results.get(nodeid)
+            if result is not None and result.get("verdict") != "ERROR":
+                result = dict(result, verdict="ERROR", message=message)
+                self.results[nodeid] = ClaimResult.from_dict(result).to_dict()
 
     def claims(self) -> list[dict[str, Any]]:
         return [self.results[k] for k in sorted(self.results)]
+
+    def not_run(self) -> list[str]:
+        """Ids of collected claims that have no verdict (the run was stopped, or a worker died)."""
+        self._read_manifests()
+        return sorted(meta.get("id", nodeid) for nodeid, meta in self.collected.items() if nodeid not in self.results)
 
     def cache_stats(self) -> dict[str, Any] | None:
         """This process's cache counters summed with the xdist workers' (None when no claim used it)."""
@@ -306,14 +305,18 @@ class NTKSession:
         return Cache.add_stats(*stats)
 
     def run_info(self) -> dict[str, Any]:
-        from ..report.publish import scope_from_config
-
         return runinfo.collect(Path(self.config.rootpath), self.profile.to_dict(), self.base_seed,
                                {"audit": self.audit, "cache": self.cache_stats(),
-                                "selection": scope_from_config(self.config).to_dict()})
+                                "selection": _options.scope(self.config).to_dict()})
+
+    def report(self, *, complete: bool) -> dict[str, Any]:
+        missing = self.not_run()
+        report = jsonreport.build(self.run_info(), self.claims(), complete=complete and not missing)
+        report["not_run"] = missing
+        return report
 
     def write_json(self, *, complete: bool) -> None:
-        jsonreport.write(self.json_path, jsonreport.build(self.run_info(), self.claims(), complete=complete))
+        jsonreport.write(self.json_path, self.report(complete=complete))
 
     def terminal_summary(self, terminalreporter) -> None:
         claims = self.claims()
@@ -324,38 +327,46 @@ class NTKSession:
                         all_measurements=self.config.getoption("verbose") > 0)
         stats = self.cache_stats()
         if stats:
-            terminalreporter.write_line(
-                f"ntk cache: {stats.get('hits', 0)} hits ({stats.get('memory_hits', 0)} memory, "
-                f"{stats.get('disk_hits', 0)} disk), {stats.get('misses', 0)} computed in "
-                f"{stats.get('compute_s', 0.0):.1f}s, {stats.get('saved_s', 0.0):.1f}s of computing saved"
-            )
+            terminalreporter.write_line(terminal.cache_line(stats))
+        missing = self.not_run()
+        if missing and not self.config.getoption("collectonly"):
+            terminalreporter.write_line(f"pytest-ntk: {len(missing)} collected claim(s) have no verdict (the run was "
+                                        f"stopped or a process died): {', '.join(missing[:10])}"
+                                        f"{' ...' if len(missing) > 10 else ''}", red=True)
         for line in self.publish_notes:
             terminalreporter.write_line(line)
 
-    def finish(self, *, interrupted: bool) -> None:
-        """End of the run (controller): close unfinished claims as ERROR, write the reports."""
-        for nodeid in list(self.pending):  # started, never finished
-            self.record_crash(nodeid, "the claim did not finish (run interrupted or its process died)")
-        complete = not interrupted
+    def finish(self, session: pytest.Session, exitstatus) -> None:
+        """End of the run: close unfinished claims as ERROR, apply late records, write the reports,
+        and make the exit status follow :func:`pytest_ntk.verdicts.breaks_run`."""
+        if self.is_worker:
+            if self._cache is not None:  # send this worker's cache counters to the controller
+                session.config.workeroutput["ntk_cache"] = self._cache.stats()
+            session.config.workeroutput["ntk_late"] = self.late_records()
+            return
+        stopped = bool(session.shouldstop) or bool(session.shouldfail)  # -x / --maxfail: claims left unrun
+        interrupted = self.interrupted or stopped or exitstatus == pytest.ExitCode.INTERRUPTED
+        for nodeid in list(self.pending):  # started, never finished (pytest.exit, a dead process)
+            self.record_crash(nodeid, "the claim did not finish (the run was interrupted or stopped, or its "
+                                      "process died)")
+        self._apply_late(self.late_records())
+        self._apply_late(self.late_errors)
+        report = self.report(complete=not interrupted)
         if self.json_path:
-            self.write_json(complete=complete)
+            jsonreport.write(self.json_path, report)
         from ..report import publish
 
-        outcome = publish.publish(self.config, jsonreport.build(self.run_info(), self.claims(), complete=complete))
+        outcome = publish.run(report, _options.publish_options(self.config))
         self.publish_notes.extend(outcome.notes)
         self.gate_failed = outcome.gate_failed
-
-
-def junit_properties(payload: dict[str, Any]) -> list[tuple[str, str]]:
-    """``ntk.*`` user properties of a claim (``--junitxml`` writes them as <property> elements)."""
-    props = [("ntk.id", payload["id"]), ("ntk.verdict", payload["verdict"])]
-    for m in payload["measurements"]:
-        for key in ("measured", "predicted", "gap", "tolerance", "margin"):
-            if m.get(key) is not None:
-                props.append((f"ntk.{m['name']}.{key}", repr(m[key])))
-        if m.get("ci"):
-            props.append((f"ntk.{m['name']}.ci", repr(m["ci"])))
-    return props
+        if self.manifest_dir and not self.is_worker:
+            shutil.rmtree(self.manifest_dir, ignore_errors=True)
+        reasons = [r for r in (breaks_run(c, audit=self.audit) for c in report["claims"]) if r]
+        if report["not_run"] and not self.config.getoption("collectonly"):
+            reasons.append("collected claims without a verdict")
+        if (reasons or self.gate_failed) and session.exitstatus in (pytest.ExitCode.OK,
+                                                                    pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pin_worker_gpu(config) -> str | None:

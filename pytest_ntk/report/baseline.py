@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..verdicts.model import ORDER
+from ..verdicts.model import decisive as _decisive
 from .fmt import num
 from .jsonreport import atomic_write_text
 
@@ -68,7 +70,6 @@ __all__ = [
 
 SCHEMA = 1
 KIND = "pytest-ntk baseline"
-_SEVERITY = {"HOLDS": 0, "SKIPPED": 0, "INCONCLUSIVE": 1, "FAILS": 2, "ERROR": 3}
 _NUMBERS = ("measured", "predicted", "gap", "tolerance", "margin")
 
 
@@ -77,16 +78,8 @@ class BaselineError(ValueError):
 
 
 def decisive(claim: dict) -> dict | None:
-    """The measurement that decided the claim's verdict: the most severe, then the smallest margin."""
-    ms = [m for m in claim.get("measurements") or [] if isinstance(m, dict)]
-    if not ms:
-        return None
-
-    def key(m):
-        margin = m.get("margin")
-        return (-_SEVERITY.get(m.get("verdict"), 0), margin if isinstance(margin, (int, float)) else -math.inf)
-
-    return sorted(ms, key=key)[0]
+    """The measurement that decided the claim's verdict (:func:`pytest_ntk.verdicts.decisive`)."""
+    return _decisive(m for m in claim.get("measurements") or [] if isinstance(m, dict))
 
 
 def _round(x):
@@ -100,18 +93,33 @@ def key_numbers(claim: dict) -> dict[str, Any]:
     """``{"verdict", "nodeid", "measurement", measured, predicted, gap, tolerance, margin, ci}`` of a claim."""
     m = decisive(claim) or {}
     ci = m.get("ci")
-    return {
+    rivals = {r["name"]: r.get("verdict") for mm in claim.get("measurements") or [] for r in mm.get("rivals") or []}
+    out = {
         "verdict": claim.get("verdict"),
         "nodeid": claim.get("nodeid", ""),
         "measurement": m.get("name"),
         **{k: _round(m.get(k)) for k in _NUMBERS},
         "ci": [_round(v) for v in ci] if ci else None,
     }
+    if rivals:
+        out["rivals"] = dict(sorted(rivals.items()))
+    return out
 
 
 def entries(report: dict) -> dict[str, dict]:
-    """Claim id -> key numbers, for every claim in a JSON report."""
-    return {c["id"]: key_numbers(c) for c in report.get("claims", [])}
+    """Claim id -> key numbers, for every claim in a JSON report.
+
+    Two claims with one id would share one entry and the gate could not see one of them change:
+    that is a :class:`BaselineError` naming both node ids (the claims themselves are ERROR already).
+    """
+    out: dict[str, dict] = {}
+    for c in report.get("claims", []):
+        cid = c["id"]
+        if cid in out:
+            raise BaselineError(f"claim id {cid!r} is reported by two tests ({out[cid]['nodeid']} and "
+                                f"{c.get('nodeid', '')}); one baseline entry cannot stand for both")
+        out[cid] = key_numbers(c)
+    return out
 
 
 def _run_summary(report: dict) -> dict:
@@ -146,9 +154,30 @@ def load(path) -> dict:
         raise BaselineError(f"baseline {path} could not be read: {exc}") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("claims"), dict):
         raise BaselineError(f"baseline {path} is not a pytest-ntk baseline of schema {SCHEMA}")
+    run = data.get("run", {})
+    if run is not None and not isinstance(run, dict):
+        raise BaselineError(f"baseline {path}: 'run' must be an object, got {type(run).__name__}")
     for cid, entry in data["claims"].items():
         if not isinstance(entry, dict) or "verdict" not in entry:
             raise BaselineError(f"baseline {path}: claim {cid!r} has no verdict")
+        if entry["verdict"] not in ORDER:
+            raise BaselineError(f"baseline {path}: claim {cid!r} has verdict {entry['verdict']!r}; "
+                                f"expected one of {list(ORDER)}")
+        for key, kinds in (("nodeid", (str,)), ("measurement", (str, type(None)))):
+            if key in entry and not isinstance(entry[key], kinds):
+                raise BaselineError(f"baseline {path}: claim {cid!r} has {key} {entry[key]!r}; expected a string")
+        for key in _NUMBERS:
+            v = entry.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise BaselineError(f"baseline {path}: claim {cid!r} has {key} {v!r}; expected a number or null")
+        ci = entry.get("ci")
+        if ci is not None and not (isinstance(ci, list) and len(ci) == 2
+                                   and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                                           for v in ci)):
+            raise BaselineError(f"baseline {path}: claim {cid!r} has ci {ci!r}; expected [lo, hi] or null")
+        rivals = entry.get("rivals")
+        if rivals is not None and not (isinstance(rivals, dict) and all(isinstance(v, str) for v in rivals.values())):
+            raise BaselineError(f"baseline {path}: claim {cid!r} has rivals {rivals!r}; expected {{name: verdict}}")
     return data
 
 
@@ -266,7 +295,12 @@ def compare(baseline: dict, report: dict, scope: Scope | None = None) -> Compari
     """Compare a run (a JSON report dict) with a baseline document; see the module docstring."""
     scope = scope or Scope()
     before: dict[str, dict] = baseline.get("claims", {})
-    after = entries(report)
+    try:
+        after = entries(report)
+    except BaselineError as exc:
+        out = Comparison()
+        out.changes.append(Change("(duplicate claim id)", "error", None, {"verdict": "ERROR", "measurement": str(exc)}))
+        return out
     out = Comparison()
     base_profile = (baseline.get("run") or {}).get("profile")
     run_profile = _run_summary(report)["profile"]

@@ -22,6 +22,7 @@ from html import escape
 from pathlib import Path
 
 from . import svg
+from ..verdicts.model import ORDER, severity
 from .baseline import decisive
 from .fmt import num
 from .history import series
@@ -29,8 +30,7 @@ from .jsonreport import atomic_write_text
 
 __all__ = ["render", "write", "bar_spec", "ORDER"]
 
-ORDER = ("HOLDS", "FAILS", "INCONCLUSIVE", "ERROR", "SKIPPED")
-_RANK = {"ERROR": 0, "FAILS": 1, "INCONCLUSIVE": 2, "HOLDS": 3, "SKIPPED": 4}
+_RANK = {v: (4 if v == "SKIPPED" else 3 - severity(v)) for v in ORDER}  # sort: ERROR first, SKIPPED last
 _BLURB = {
     "HOLDS": "prediction met within tolerance",
     "FAILS": "prediction violated",
@@ -161,10 +161,12 @@ def _plots(c: dict) -> list[str]:
             )
         elif _is_num(m.get("measured")) or _is_num(m.get("predicted")):
             strips.append({"name": m.get("name", ""), "verdict": m.get("verdict"), "measured": m.get("measured"),
-                           "ci": m.get("ci"), "predicted": m.get("predicted"), "band": _band(m)})
+                           "ci": m.get("ci"), "predicted": m.get("predicted"), "band": _band(m),
+                           "rivals": m.get("rivals") or []})
     if strips:
+        note = "; diamonds: rival predictions, hollow when ruled out" if any(s["rivals"] for s in strips) else ""
         out.insert(0, '<figure class="fig wide"><figcaption>measured (dot, with CI) against the allowed band '
-                      '(green; dashed: predicted)</figcaption>' + svg.interval_rows(strips) + "</figure>")
+                      f'(green; dashed: predicted{note})</figcaption>' + svg.interval_rows(strips) + "</figure>")
     for art in c.get("artifacts") or []:
         if art.get("kind") == "table":
             spec = bar_spec(art)
@@ -217,6 +219,16 @@ def _measurements_table(c: dict) -> str:
                       for k in ("measured", "predicted", "gap", "tolerance", "margin"))
             + f'<td class="num">{_e(_ci(m.get("ci")))}</td><td class="num">{_e(m.get("n") or "")}</td></tr>'
         )
+        for r in m.get("rivals") or []:
+            rv = "ruled out" if r.get("ruled_out") else "not ruled out"
+            rows.append(
+                f'<tr class="rival"><td>&nbsp;&nbsp;rival: {_e(r.get("name"))}</td><td>rival</td>'
+                f'<td><span class="badge b-{"HOLDS" if r.get("ruled_out") else "INCONCLUSIVE"}">{_e(rv)}</span></td>'
+                f'<td></td><td class="num">{_e(num(r.get("predicted")))}</td><td class="num">{_e(num(r.get("gap")))}</td>'
+                f'<td class="num">{_e(num(r.get("tolerance")))}</td><td class="num">{_e(num(r.get("margin")))}</td>'
+                f'<td class="num">{_e(_ci(r.get("gap_ci")))}</td><td></td></tr>')
+        for w in m.get("warnings") or []:
+            rows.append(f'<tr class="warning"><td colspan="10">warning: {_e(w)}</td></tr>')
     return ('<table class="mini"><thead><tr><th>measurement</th><th>kind</th><th>verdict</th><th>measured</th>'
             "<th>predicted</th><th>gap</th><th>tolerance</th><th>margin</th><th>CI</th><th>n</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")

@@ -11,15 +11,20 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from ..verdicts.model import ORDER, severity
 from .baseline import decisive
 from .fmt import num
 from .jsonreport import atomic_write_text
 
 __all__ = ["render", "write", "append_step_summary", "ORDER", "ICONS"]
 
-ORDER = ("HOLDS", "FAILS", "INCONCLUSIVE", "ERROR", "SKIPPED")
 ICONS = {"HOLDS": "✅", "FAILS": "❌", "INCONCLUSIVE": "❔", "ERROR": "💥", "SKIPPED": "⏭️"}
-_RANK = {"ERROR": 0, "FAILS": 1, "INCONCLUSIVE": 2, "HOLDS": 3, "SKIPPED": 4}
+
+
+def _rank(c: dict) -> tuple:
+    """Most severe first (ERROR, FAILS, INCONCLUSIVE, HOLDS), SKIPPED last, then by id."""
+    v = c.get("verdict")
+    return (1 if v == "SKIPPED" else 0, -severity(v), c.get("id", ""))
 
 
 def cell(text) -> str:
@@ -47,6 +52,16 @@ def _expect(c: dict) -> str:
         return ""
     agrees = c.get("agrees_with_source")
     return f"{expect}" + ("" if agrees is None else (" ✓" if agrees else " ✗"))
+
+
+def _rivals(c: dict) -> str:
+    """``ruled out / named`` over the claim's measurements, or blank when it names none."""
+    rivals = [r for m in c.get("measurements") or [] for r in m.get("rivals") or []]
+    if not rivals:
+        return ""
+    out = sum(bool(r.get("ruled_out")) for r in rivals)
+    standing = [r["name"] for r in rivals if not r.get("ruled_out")]
+    return f"{out}/{len(rivals)}" + (f" (not: {', '.join(standing)})" if standing else "")
 
 
 def counts_line(claims: list[dict]) -> str:
@@ -79,7 +94,7 @@ def _table(columns: list[str], rows: list[list]) -> list[str]:
 
 def render(report: dict, *, changes=None, title: str = "pytest-ntk claims") -> str:
     """The Markdown document for one run. ``changes``: baseline :class:`~.baseline.Change` list or None."""
-    claims = sorted(report.get("claims", []), key=lambda c: (_RANK.get(c.get("verdict"), 9), c.get("id", "")))
+    claims = sorted(report.get("claims", []), key=_rank)
     lines = [f"## {title}", "", counts_line(claims), ""]
     run_line = _run_line(report.get("run") or {}, report.get("complete", True))
     if run_line:
@@ -94,8 +109,8 @@ def render(report: dict, *, changes=None, title: str = "pytest-ntk claims") -> s
             lines.append("Baseline gate: no verdict changed.")
         lines.append("")
     if claims:
-        lines.append("| claim | verdict | measured | predicted | gap / tolerance | margin | CI | source | expects |")
-        lines.append("|---|---|--:|--:|--:|--:|---|---|---|")
+        lines.append("| claim | verdict | measured | predicted | gap / tolerance | margin | CI | rivals ruled out | source | expects |")
+        lines.append("|---|---|--:|--:|--:|--:|---|--:|---|---|")
         for c in claims:
             m = decisive(c) or {}
             gap = f"{num(m.get('gap'))} / {num(m.get('tolerance'))}" if m.get("gap") is not None else ""
@@ -108,6 +123,7 @@ def render(report: dict, *, changes=None, title: str = "pytest-ntk claims") -> s
                 cell(gap),
                 cell(num(m.get("margin"))),
                 cell(_ci(m.get("ci"))),
+                cell(_rivals(c)),
                 cell(c.get("source", "")),
                 cell(_expect(c)),
             ]) + " |")

@@ -1,9 +1,10 @@
 """After a run: append to the history, apply the baseline gate, write the HTML and Markdown reports.
 
-:func:`publish` is called once per pytest run by the controller (never by an xdist worker) with
-the run's JSON report dict; it reads the ``--ntk-*`` options and returns terminal notes and
-whether the gate failed (the plugin turns that into a non-zero exit status). :func:`run` does
-the same work from plain arguments, for ``python -m pytest_ntk report`` and for tests.
+:func:`run` is called once per pytest run by the controller (never by an xdist worker) with the
+run's JSON report dict and the :class:`Options` the harness read from the ``--ntk-*`` options
+(:mod:`pytest_ntk.harness.options`: this module never sees pytest's config); it returns
+terminal notes and whether the gate failed (the harness turns that into a non-zero exit status).
+``python -m pytest_ntk report`` calls it with options from its own command line.
 
 Order: the history first (so the HTML's history includes this run), then the baseline (so
 both reports show its changes), then the HTML and the Markdown. A report that cannot be written,
@@ -17,7 +18,6 @@ decided by :class:`~pytest_ntk.report.baseline.Scope`; see :mod:`pytest_ntk.repo
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from . import history as _history
 from . import html as _html
 from . import markdown as _markdown
 
-__all__ = ["PublishOutcome", "Options", "publish", "run", "scope_from_config"]
+__all__ = ["PublishOutcome", "Options", "run"]
 
 
 @dataclass
@@ -49,52 +49,6 @@ class Options:
     step_summary: str | None = None
     extra_history: list[dict] = field(default_factory=list)
     history_runs: int = 20
-
-
-# Selection options that narrow a run so that an absent claim may simply not have been selected.
-_NARROWING = (("keyword", "-k"), ("markexpr", "-m"), ("deselect", "--deselect"), ("lf", "--lf"),
-              ("stepwise", "--sw"), ("ignore", "--ignore"), ("ignore_glob", "--ignore-glob"))
-
-
-def scope_from_config(config) -> _baseline.Scope:
-    """The run's scope: its path arguments as rootdir-relative node-id prefixes, and any narrowing option."""
-    narrowed = []
-    for dest, flag in _NARROWING:
-        value = getattr(config.option, dest, None)
-        if value:
-            narrowed.append(flag)
-    root = Path(config.rootpath).resolve()
-    invocation = Path(config.invocation_params.dir)
-    paths = []
-    for arg in config.args:
-        path_part, sep, rest = str(arg).partition("::")
-        try:
-            rel = (invocation / path_part).resolve().relative_to(root).as_posix()
-        except ValueError:
-            narrowed.append(f"path outside the rootdir: {arg}")
-            continue
-        rel = "" if rel == "." else rel
-        paths.append(rel + (sep + rest if sep else ""))
-    return _baseline.Scope(paths=tuple(paths) if paths else None, narrowed_by=tuple(narrowed))
-
-
-def publish(config, report: dict) -> PublishOutcome:
-    """Write what the options ask for; return terminal notes and whether the baseline gate fired."""
-    opt = config.getoption
-    options = Options(
-        html=opt("ntk_html"),
-        markdown=opt("ntk_markdown"),
-        history=opt("ntk_history"),
-        baseline=opt("ntk_baseline"),
-        baseline_update=bool(opt("ntk_baseline_update")),
-        step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None,
-    )
-    if options.baseline_update and not options.baseline:
-        return PublishOutcome(["pytest-ntk: --ntk-baseline-update needs --ntk-baseline FILE (nothing was updated)"],
-                              gate_failed=True)
-    if options.baseline:
-        options.scope = scope_from_config(config)
-    return run(report, options)
 
 
 def run(report: dict, options: Options) -> PublishOutcome:

@@ -168,7 +168,9 @@ def interval_rows(rows: Sequence[dict], *, width: int = 560) -> str:
     point (coloured by its verdict) with its confidence-interval whisker, and round ticks.
 
     Each row is a dict: ``name, verdict, measured, ci (lo, hi) or None, predicted,
-    band (lo, hi)`` where a ``None`` band end is unbounded (one-sided bounds).
+    band (lo, hi)`` where a ``None`` band end is unbounded (one-sided bounds), and optionally
+    ``rivals``: ``[{"name", "predicted", "ruled_out"}]``, drawn as diamonds (hollow when the
+    measurement rules the rival out, filled amber when it cannot tell it apart).
     """
     label_w, right = 170, 16
     row_h = 50
@@ -180,7 +182,9 @@ def interval_rows(rows: Sequence[dict], *, width: int = 560) -> str:
         axis_y = top + 24
         band = r.get("band") or (None, None)
         ci = r.get("ci") or (None, None)
-        lo, hi = _range([band[0], band[1], r.get("measured"), r.get("predicted"), ci[0], ci[1]], pad=0.12)
+        rivals = [rv for rv in r.get("rivals") or [] if _finite(rv.get("predicted"))]
+        lo, hi = _range([band[0], band[1], r.get("measured"), r.get("predicted"), ci[0], ci[1],
+                         *(rv["predicted"] for rv in rivals)], pad=0.12)
 
         def x_of(v, lo=lo, hi=hi) -> float:
             return label_w + (float(v) - lo) / (hi - lo) * plot_w
@@ -204,6 +208,13 @@ def interval_rows(rows: Sequence[dict], *, width: int = 560) -> str:
         if _finite(r.get("predicted")):
             xp = x_of(r["predicted"])
             body.append(_line(xp, axis_y - 14, xp, axis_y + 8, stroke=INK, width=1.2, dash="3,2"))
+        for rv in rivals:
+            xr, yr = x_of(rv["predicted"]), axis_y - 2
+            fill = "#fff" if rv.get("ruled_out") else "#bf8700"
+            state = "ruled out" if rv.get("ruled_out") else "not ruled out"
+            body.append(f"<g><title>rival {escape(str(rv.get('name', '')))}: {num(rv['predicted'])} ({state})</title>"
+                        f'<path d="M{_f(xr)},{_f(yr - 6)} L{_f(xr + 5)},{_f(yr)} L{_f(xr)},{_f(yr + 6)} '
+                        f'L{_f(xr - 5)},{_f(yr)} Z" fill="{fill}" stroke="#9a6700" stroke-width="1.3"/></g>')
         colour = _colour(r.get("verdict"))
         if _finite(ci[0]) and _finite(ci[1]):
             x1, x2 = x_of(ci[0]), x_of(ci[1])

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
+from ..verdicts.model import ORDER, decisive
 from .fmt import interval, num
 
-__all__ = ["render", "COLOURS", "counts_line"]
+__all__ = ["render", "COLOURS", "counts_line", "cache_line"]
 
 COLOURS = {"HOLDS": "green", "FAILS": "red", "INCONCLUSIVE": "yellow", "ERROR": "red", "SKIPPED": "yellow"}
-ORDER = ("HOLDS", "FAILS", "INCONCLUSIVE", "ERROR", "SKIPPED")
-HEADER = ("claim", "verdict", "measured", "predicted", "gap", "tolerance", "margin", "CI", "source says")
+HEADER = ("claim", "verdict", "measured", "predicted", "gap", "tolerance", "margin", "CI", "rivals out", "source says")
 
 
 def _source_says(c: dict) -> str:
@@ -29,9 +29,9 @@ def rows(claims: Iterable[dict], all_measurements: bool = False) -> list[tuple[s
     for c in claims:
         ms = c.get("measurements") or []
         if not all_measurements and ms:
-            ms = [_decisive(c)]
+            ms = [decisive(ms)]
         if not ms:
-            out.append((c["id"], c["verdict"], "", "", "", "", "", "", _source_says(c)))
+            out.append((c["id"], c["verdict"], "", "", "", "", "", "", "", _source_says(c)))
             continue
         for i, m in enumerate(ms):
             label = c["id"] if i == 0 else f"  {m['name']}"
@@ -43,9 +43,10 @@ def rows(claims: Iterable[dict], all_measurements: bool = False) -> list[tuple[s
                 num(m.get("measured")),
                 num(m.get("predicted")),
                 num(m.get("gap")),
-                num(m.get("tolerance")),
+                num(m.get("tolerance")) + ("*" if m.get("default_tolerance") else ""),
                 num(m.get("margin")),
                 interval(_unbounded(m.get("ci"))),
+                _rivals_cell(m),
                 _source_says(c) if i == 0 else "",
             ))
     return out
@@ -59,15 +60,12 @@ def _unbounded(ci):
     return [float("-inf") if lo is None else lo, float("inf") if hi is None else hi]
 
 
-def _decisive(c: dict) -> dict:
-    severity = {"HOLDS": 0, "INCONCLUSIVE": 1, "FAILS": 2, "ERROR": 3}
-    ms = c["measurements"]
-
-    def key(m):
-        margin = m.get("margin")
-        return (-severity.get(m["verdict"], 0), margin if margin is not None else float("-inf"))
-
-    return sorted(ms, key=key)[0]
+def _rivals_cell(m: dict) -> str:
+    """``ruled out / named`` for a measurement that names rivals, else blank."""
+    rivals = m.get("rivals") or []
+    if not rivals:
+        return ""
+    return f"{sum(bool(r.get('ruled_out')) for r in rivals)}/{len(rivals)}"
 
 
 def counts_line(claims: Iterable[dict]) -> str:
@@ -84,13 +82,18 @@ def render(claims: list[dict], write_line, *, all_measurements: bool = False, ma
     def fmt(r):
         cells = [r[0][: widths[0]].ljust(widths[0]), r[1].ljust(widths[1])]
         cells += [r[i].rjust(widths[i]) for i in range(2, 7)]
-        cells += [r[7].ljust(widths[7]), r[8]]
+        cells += [r[7].ljust(widths[7]), r[8].rjust(widths[8]), r[9]]
         return "  ".join(cells).rstrip()
 
     write_line(fmt(HEADER), bold=True)
     for r in body:
         colour = COLOURS.get(r[1])
         write_line(fmt(r), **({colour: True} if colour else {}))
+    if any(m.get("default_tolerance") for c in claims for m in c.get("measurements") or []):
+        write_line("* tolerance from the profile's default (the claim gave none)")
+    warned = [(c["id"], w) for c in claims for m in c.get("measurements") or [] for w in m.get("warnings") or []]
+    for cid, w in warned:
+        write_line(f"WARNING {cid}: {w}", yellow=True)
     problems = [c for c in claims if c["verdict"] in ("ERROR", "SKIPPED") and c.get("message")]
     if problems:
         write_line("")
@@ -98,3 +101,16 @@ def render(claims: list[dict], write_line, *, all_measurements: bool = False, ma
             write_line(f"{c['verdict']} {c['id']}: {c['message'][:300]}", **{COLOURS[c['verdict']]: True})
     write_line("")
     write_line(f"NTK claims: {counts_line(claims) or 'none'}", bold=True)
+
+
+def cache_line(stats: dict) -> str:
+    """One line on the cache: what was computed (and how long it took), reused, and read from disk."""
+    computed, memory, disk = stats.get("misses", 0), stats.get("memory_hits", 0), stats.get("disk_hits", 0)
+    line = (f"ntk cache: {computed} value(s) computed ({stats.get('compute_s', 0.0):.1f}s of computing"
+            f"{', summed over processes' if stats.get('processes', 1) > 1 else ''}), "
+            f"{memory} reused within the run, {disk} read from disk")
+    if disk:
+        line += f" (they took {stats.get('saved_s', 0.0):.1f}s to compute when they were written)"
+    if not stats.get("enabled", True):
+        line += "; disabled by --ntk-no-cache"
+    return line

@@ -71,7 +71,7 @@ __all__ = [
     "key_digest",
     "environment",
     "clear_entries",
-    "clear_at_start",
+    "code_digest",
     "FORMAT",
 ]
 
@@ -193,6 +193,7 @@ def _environment() -> tuple[tuple[str, Any], ...]:
             accelerators[name] = dist.version
     env["accelerator-plugins"] = dict(sorted(accelerators.items()))
     env["machine"] = platform.machine()
+    env["python"] = platform.python_version()
     env["env"] = {k: os.environ[k] for k in _NUMERIC_ENV if k in os.environ}
     return tuple(sorted(env.items()))
 
@@ -222,6 +223,50 @@ def _check_name(name: str) -> str:
             f"or '-'), got {name!r}"
         )
     return name
+
+
+def _feed_code(h, code, depth: int = 0) -> None:
+    h.update(code.co_code)
+    h.update(("\0" + "\0".join(code.co_names) + "\0").encode())
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            if depth < 32:
+                _feed_code(h, const, depth + 1)
+        elif isinstance(const, frozenset):  # its repr's order follows string hashing, which varies by process
+            h.update(repr(sorted(repr(c) for c in const)).encode())
+        else:
+            h.update(f"{type(const).__name__}:{const!r}\0".encode())
+
+
+def code_digest(fn: Callable) -> str:
+    """SHA-256 of a function's own code: bytecode, names, constants and nested functions' code.
+
+    Editing the function's body (or a lambda's, or a nested function's) changes it; moving it,
+    renaming its local variables or editing code it *calls* does not (a called helper is not
+    followed: put a ``version`` in :meth:`Cache.get_or_compute`, or a digest of the helper's
+    module in the key, as :class:`pytest_ntk.harness.suite.Suite` does for claim suites). Bound
+    methods and ``functools.partial`` objects are read through to their function; a callable
+    object through its class's ``__call__``.
+    """
+    h = hashlib.sha256()
+    seen = 0
+    while isinstance(fn, functools.partial) and seen < 16:
+        fn, seen = fn.func, seen + 1
+    fn = getattr(fn, "__func__", fn)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        code = getattr(getattr(type(fn), "__call__", None), "__code__", None)
+    if code is None:  # a builtin: its name is all there is
+        h.update(f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', repr(type(fn)))}".encode())
+    else:
+        _feed_code(h, code)
+    return h.hexdigest()
+
+
+def _stamp(compute: Callable, version: Any) -> str:
+    """What makes a stored value current: the code digest of the function that computes it, and ``version``."""
+    return hashlib.sha256(json.dumps({"code": code_digest(compute), "version": _canonical(version, "version")},
+                                     sort_keys=True).encode()).hexdigest()
 
 
 def _payload(key: Any, name: str, env: Mapping[str, Any]) -> dict[str, Any]:
@@ -391,11 +436,12 @@ def _checksum(structure_json: str, arrays: list[np.ndarray]) -> str:
 class _Entry:
     """A value in memory: its structure and read-only arrays (decoded afresh on each hit)."""
 
-    __slots__ = ("structure", "arrays")
+    __slots__ = ("structure", "arrays", "stamp")
 
-    def __init__(self, structure: dict[str, Any], arrays: list[np.ndarray]):
+    def __init__(self, structure: dict[str, Any], arrays: list[np.ndarray], stamp: str | None = None):
         self.structure = structure
         self.arrays = arrays
+        self.stamp = stamp
 
     def value(self) -> Any:
         return _decode(self.structure, self.arrays)
@@ -421,36 +467,13 @@ class Cache:
         self._env = dict(env) if env is not None else None
         self._memory: dict[str, _Entry] = {}
         self._stats: dict[str, float] = dict.fromkeys(
-            ("memory_hits", "disk_hits", "misses", "writes", "corrupt", "write_errors",
+            ("memory_hits", "disk_hits", "misses", "writes", "corrupt", "stale", "write_errors",
              "compute_s", "load_s", "saved_s"), 0)
+        self._depth = 0  # nesting of computations (see _compute)
 
     def __repr__(self) -> str:
         where = "disabled" if not self.enabled else (str(self.directory) if self.directory else "memory only")
         return f"Cache({where})"
-
-    # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_config(cls, config: Any) -> Cache:
-        """The cache a pytest run asks for (reads attributes of ``config`` only; pytest is not imported).
-
-        ``--ntk-no-cache``: disabled. ``--ntk-cache-dir DIR``: DIR (relative to the directory pytest
-        was invoked from). Otherwise ``config.cache.mkdir("ntk")`` -- inside pytest's cache
-        directory, shared by the xdist workers of a rootdir and emptied by ``--cache-clear`` -- or
-        memory only when pytest's cache provider is disabled (``-p no:cacheprovider``).
-        """
-        if config.getoption("ntk_no_cache"):
-            return cls(None, enabled=False)
-        raw = config.getoption("ntk_cache_dir")
-        if raw:
-            directory = Path(os.path.expanduser(os.fspath(raw)))
-            if not directory.is_absolute():
-                base = getattr(getattr(config, "invocation_params", None), "dir", None)
-                directory = Path(base if base is not None else os.getcwd()) / directory
-            return cls(directory)
-        provider = getattr(config, "cache", None)
-        if provider is None:
-            return cls(None)
-        return cls(Path(provider.mkdir("ntk")))
 
     # ------------------------------------------------------------------ keys and paths
     @property
@@ -469,7 +492,8 @@ class Cache:
         return self.directory / _check_name(name) / f"{self.digest(key, name=name)}.npz"
 
     # ------------------------------------------------------------------ the main call
-    def get_or_compute(self, key: Any, compute: Callable[[], Any], *, name: str = "") -> Any:
+    def get_or_compute(self, key: Any, compute: Callable[[], Any], *, name: str = "", version: Any = None,
+                       code: Callable | None = None) -> Any:
         """The value of ``compute()`` for ``key``: from memory, else from disk, else computed and stored.
 
         ``key`` describes everything that determines the value (see :func:`canonical_json`);
@@ -479,23 +503,32 @@ class Cache:
         cached form on every path (arrays as read-only numpy arrays; see the module doc), so a
         warm run sees bit for bit what the cold run saw. A value that cannot be stored is a
         ValueError naming where in it the offending object sits.
+
+        **Stale values.** Every entry is stamped with :func:`code_digest` of ``compute`` (or of
+        ``code``, the function that really computes when ``compute`` is a thin wrapper around it)
+        and with ``version`` (any key-able value). An entry whose stamp differs -- the function's
+        body was edited, or the version changed -- is never served: it is recomputed and replaced
+        (counted as ``stale``). Code that ``compute`` *calls* is not followed: when that changes,
+        change ``version`` or put a digest of that code in the key. pytest-ntk's own science
+        layer is covered by the environment's source digest.
         """
         if not callable(compute):
             raise ValueError(f"compute must be a callable taking no argument, got {compute!r}")
         name = _check_name(name)
         digest = self.digest(key, name=name)  # validates the key in every mode
+        stamp = _stamp(code if code is not None else compute, version)
         if not self.enabled:
             self._stats["misses"] += 1
-            return self._compute(compute, name)[0].value()
+            return self._compute(compute, name, stamp)[0].value()
         entry = self._memory.get(digest)
-        if entry is not None:
+        if entry is not None and entry.stamp == stamp:
             self._stats["memory_hits"] += 1
             return entry.value()
         if self.directory is None:
             self._stats["misses"] += 1
-            entry = self._compute(compute, name)[0]
+            entry = self._compute(compute, name, stamp)[0]
         else:
-            entry = self._through_disk(digest, key, compute, name)
+            entry = self._through_disk(digest, key, compute, name, stamp)
         self._memory[digest] = entry
         return entry.value()
 
@@ -517,7 +550,7 @@ class Cache:
                 bound = sig.bind(*args, **kwargs)
                 bound.apply_defaults()
                 full = {"function": name, "arguments": dict(bound.arguments), **extra}
-                return self.get_or_compute(full, lambda: fn(*args, **kwargs), name=name)
+                return self.get_or_compute(full, lambda: fn(*args, **kwargs), name=name, code=fn)
 
             return wrapper
 
@@ -567,19 +600,28 @@ class Cache:
         self._memory.clear()
 
     # ------------------------------------------------------------------ internals
-    def _compute(self, compute: Callable[[], Any], name: str) -> tuple[_Entry, float]:
-        """Run ``compute`` and put its value in cached form: (entry, seconds it took)."""
+    def _compute(self, compute: Callable[[], Any], name: str, stamp: str | None = None) -> tuple[_Entry, float]:
+        """Run ``compute`` and put its value in cached form: (entry, seconds it took).
+
+        ``compute_s`` counts each second once: a computation that itself asks the cache for
+        another value (nested) does not add that value's time again.
+        """
         t0 = time.perf_counter()
-        value = compute()
+        self._depth += 1
+        try:
+            value = compute()
+        finally:
+            self._depth -= 1
         seconds = time.perf_counter() - t0
-        self._stats["compute_s"] += seconds
+        if self._depth == 0:
+            self._stats["compute_s"] += seconds
         arrays: list[np.ndarray] = []
         structure = _encode(value, f"{name} value", arrays)
-        return _Entry(structure, arrays), seconds
+        return _Entry(structure, arrays, stamp), seconds
 
-    def _through_disk(self, digest: str, key: Any, compute: Callable[[], Any], name: str) -> _Entry:
+    def _through_disk(self, digest: str, key: Any, compute: Callable[[], Any], name: str, stamp: str) -> _Entry:
         path = self.directory / name / f"{digest}.npz"
-        found = self._read(path, digest, report=False)  # fast path: no lock for a finished entry
+        found = self._read(path, digest, report=False, stamp=stamp)  # fast path: no lock for a finished entry
         if found is not _MISSING:
             return found
         import filelock  # a declared dependency; imported here to keep `import pytest_ntk.science.cache` light
@@ -593,20 +635,21 @@ class Cache:
         except OSError as exc:
             self._warn_write(path, name, f"cannot lock it ({exc})")
             self._stats["misses"] += 1
-            return self._compute(compute, name)[0]
+            return self._compute(compute, name, stamp)[0]
         try:
-            found = self._read(path, digest, report=True)  # another process may have written it meanwhile
+            found = self._read(path, digest, report=True, stamp=stamp)  # another process may have written it
             if found is not _MISSING:
                 return found
             self._stats["misses"] += 1
-            entry, seconds = self._compute(compute, name)
+            entry, seconds = self._compute(compute, name, stamp)
             self._write(path, digest, key, name, entry, seconds)
             return entry
         finally:
             lock.release()
 
-    def _read(self, path: Path, digest: str, *, report: bool) -> Any:
-        """The entry at ``path``, or _MISSING (absent; or broken -- then, when ``report``, warned and deleted)."""
+    def _read(self, path: Path, digest: str, *, report: bool, stamp: str | None = None) -> Any:
+        """The entry at ``path``, or _MISSING (absent; stale -- computed by other code or another
+        ``version``; or broken -- then, when ``report``, warned and deleted)."""
         t0 = time.perf_counter()
         try:
             with np.load(path, allow_pickle=False) as npz:
@@ -625,7 +668,11 @@ class Cache:
                 raise _Unreadable("checksum mismatch")
             for arr in arrays:
                 arr.setflags(write=False)
-            entry = _Entry(json.loads(structure_json), arrays)
+            if stamp is not None and manifest.get("stamp") != stamp:
+                if report:
+                    self._stats["stale"] += 1
+                return _MISSING  # computed by code that has changed since (or another version): recompute
+            entry = _Entry(json.loads(structure_json), arrays, manifest.get("stamp"))
             entry.value()  # decodable (classes importable, fields match) before it counts as a hit
         except FileNotFoundError:
             return _MISSING
@@ -682,6 +729,7 @@ class Cache:
             "n_arrays": len(entry.arrays),
             "structure": structure_json,
             "checksum": _checksum(structure_json, entry.arrays),
+            "stamp": entry.stamp,
             "compute_s": compute_s,
             "created": time.time(),
         }
@@ -736,23 +784,3 @@ def clear_entries(directory: str | os.PathLike) -> int:
             elif f.name.startswith(".tmp-") and f.suffix == ".npz":
                 f.unlink(missing_ok=True)
     return count
-
-
-def clear_at_start(config: Any) -> int:
-    """``--cache-clear`` for an ``--ntk-cache-dir`` directory: call once from ``pytest_configure``.
-
-    Clears the entries (:func:`clear_entries`) when ``--cache-clear`` and ``--ntk-cache-dir`` are
-    both given, in the controller only (an xdist worker -- ``config.workerinput`` exists -- would
-    delete what the other workers just wrote); returns how many entries went. pytest clears its own
-    cache directory, the default home of the cache, by itself.
-    """
-    if hasattr(config, "workerinput") or config.getoption("ntk_no_cache"):
-        return 0
-    try:
-        requested = config.getoption("cacheclear")
-    except (ValueError, AttributeError):  # the cacheprovider plugin is disabled
-        return 0
-    raw = config.getoption("ntk_cache_dir")
-    if not requested or not raw:
-        return 0
-    return clear_entries(Cache.from_config(config).directory)

@@ -1,24 +1,37 @@
 """The verdict model: what a claim measured, what was predicted, and whether the prediction held.
 
 Pure Python (with numpy for arrays); it never imports jax or pytest, so reports, the plugin and a
-notebook can all use it.
+notebook can all use it. This module is the one home of the verdict rules every report follows:
+the order of severity (:data:`SEVERITY`, :func:`combine`), which measurement decided a claim
+(:func:`decisive`) and when a claim makes a run fail (:func:`breaks_run`).
 """
 
 from __future__ import annotations
 
+import decimal
 import enum
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Iterable
+
+import numpy as np
 
 __all__ = [
     "Verdict",
     "Tolerance",
+    "Rival",
     "Measurement",
     "ClaimResult",
     "ClaimFailed",
     "ClaimError",
     "combine",
+    "decisive",
+    "severity",
+    "breaks_run",
+    "ORDER",
+    "SEVERITY",
+    "CONFIDENCE_RANGE",
 ]
 
 
@@ -26,11 +39,13 @@ class Verdict(str, enum.Enum):
     """The outcome of a claim, or of one of its measurements.
 
     HOLDS: the prediction is met within tolerance (for sampled quantities: the whole confidence
-    interval of the gap lies inside the tolerance). FAILS: it is violated (the whole interval lies
-    outside). INCONCLUSIVE: the interval straddles the tolerance; more seeds are needed.
-    ERROR: the computation itself broke (an exception, a non-finite number, an invalid
-    tolerance, no measurement at all). SKIPPED: the claim did not run (e.g. an optional
-    dependency is absent); it is not a verdict on the prediction.
+    interval of the gap lies inside the tolerance) and every rival prediction the measurement
+    names is rejected. FAILS: the prediction is violated (the whole interval lies outside).
+    INCONCLUSIVE: the interval straddles the tolerance (more seeds are needed), or a rival
+    prediction fits the measurement as well as the prediction does. ERROR: the computation or the
+    claim itself broke (an exception, a non-finite number, refused input, an invalid tolerance,
+    no measurement at all, a measurement after the test returned). SKIPPED: the claim did not
+    run (e.g. an optional dependency is absent); it is not a verdict on the prediction.
     """
 
     HOLDS = "HOLDS"
@@ -43,8 +58,19 @@ class Verdict(str, enum.Enum):
         return self.value
 
 
-# Order of precedence when measurements are combined into one claim verdict.
-_SEVERITY = {Verdict.HOLDS: 0, Verdict.INCONCLUSIVE: 1, Verdict.FAILS: 2, Verdict.ERROR: 3}
+#: How the verdicts are listed in counts and legends.
+ORDER = ("HOLDS", "FAILS", "INCONCLUSIVE", "ERROR", "SKIPPED")
+#: Severity when measurements are combined into a claim's verdict, and when a report picks the
+#: decisive measurement: ERROR > FAILS > INCONCLUSIVE > HOLDS (a measurement is never SKIPPED).
+SEVERITY = {"HOLDS": 0, "SKIPPED": 0, "INCONCLUSIVE": 1, "FAILS": 2, "ERROR": 3}
+#: The confidence levels an interval verdict accepts: below 0.5 an "interval" excludes more than
+#: it covers; above 0.999 a Student-t quantile with few seeds makes every interval useless.
+CONFIDENCE_RANGE = (0.5, 0.999)
+
+
+def severity(verdict) -> int:
+    """The rank of a verdict (a :class:`Verdict` or its string) in :data:`SEVERITY`."""
+    return SEVERITY.get(str(verdict), 0)
 
 
 def combine(verdicts) -> Verdict:
@@ -52,7 +78,47 @@ def combine(verdicts) -> Verdict:
     verdicts = list(verdicts)
     if not verdicts:
         return Verdict.ERROR
-    return max(verdicts, key=lambda v: _SEVERITY[v])
+    return max(verdicts, key=severity)
+
+
+def _field(m, name):
+    return m.get(name) if isinstance(m, dict) else getattr(m, name, None)
+
+
+def decisive(measurements: Iterable):
+    """The measurement that decided a claim: the most severe verdict; on ties the smallest margin.
+
+    Works on :class:`Measurement` objects and on their JSON dicts alike (the reports read JSON).
+    A missing margin (an ERROR, a one-sided statistic) counts as the smallest. ``None`` when
+    there is no measurement.
+    """
+    ms = [m for m in measurements if isinstance(m, (dict, Measurement))]
+    if not ms:
+        return None
+
+    def key(m):
+        margin = _field(m, "margin")
+        ok = isinstance(margin, (int, float)) and not isinstance(margin, bool) and math.isfinite(margin)
+        return (-severity(_field(m, "verdict")), margin if ok else -math.inf)
+
+    return sorted(ms, key=key)[0]
+
+
+def breaks_run(claim: dict, *, audit: bool) -> str | None:
+    """Why this claim makes the pytest run fail, or ``None`` (the documented exit-status policy).
+
+    - ERROR always fails the run (also a claim that started and never finished);
+    - FAILS fails it, unless the run is an audit (``--ntk-audit``: a FAILS is a finding), the
+      cited source itself expects the prediction to fail (``expect="fails"``), or the test carries
+      an ``xfail`` marker (declared before the run, as ``expect="fails"``);
+    - HOLDS, INCONCLUSIVE and SKIPPED never do.
+    """
+    verdict = claim.get("verdict")
+    if verdict in ("ERROR", "PENDING"):
+        return f"{claim.get('id')}: ERROR"
+    if verdict == "FAILS" and not (audit or claim.get("expect") == "fails" or claim.get("xfail")):
+        return f"{claim.get('id')}: FAILS"
+    return None
 
 
 class ClaimFailed(AssertionError):
@@ -63,13 +129,42 @@ class ClaimError(ValueError):
     """A claim could not be judged: bad input (NaN, wrong shape, invalid tolerance, ...). Verdict ERROR."""
 
 
-def _check_nonneg(claim_id: str, name: str, value) -> float:
+def _is_number(value) -> bool:
+    """A real number for a tolerance: int, float, numpy numbers, Fraction...; never bool or a string."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    return isinstance(value, (numbers.Real, decimal.Decimal))
+
+
+def check_tolerance_value(claim_id: str, name: str, value, *, where: str = "") -> float:
+    """``value`` as a finite float >= 0, or :class:`ClaimError` naming the claim, the field and the value.
+
+    Only real numbers are accepted: ``True`` and ``"0.95"`` are refused, not read as 1.0 and 0.95.
+    """
+    suffix = f" ({where})" if where else ""
+    if not _is_number(value):
+        raise ClaimError(f"claim {claim_id!r}: {name} must be a number >= 0, got {value!r}{suffix}")
     try:
         v = float(value)
-    except (TypeError, ValueError):
-        raise ClaimError(f"claim {claim_id!r}: {name} must be a number >= 0, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        v = math.nan
     if not math.isfinite(v) or v < 0:
-        raise ClaimError(f"claim {claim_id!r}: {name} must be finite and >= 0, got {value!r}")
+        raise ClaimError(f"claim {claim_id!r}: {name} must be finite and >= 0, got {value!r}{suffix}")
+    return v
+
+
+def check_confidence(claim_id: str, value, *, where: str = "") -> float:
+    """``value`` as a float in :data:`CONFIDENCE_RANGE`, or :class:`ClaimError` naming it."""
+    lo, hi = CONFIDENCE_RANGE
+    suffix = f" ({where})" if where else ""
+    if not _is_number(value):
+        raise ClaimError(f"claim {claim_id!r}: confidence must be a number in [{lo}, {hi}], got {value!r}{suffix}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        v = math.nan
+    if not lo <= v <= hi:
+        raise ClaimError(f"claim {claim_id!r}: confidence must lie in [{lo}, {hi}], got {value!r}{suffix}")
     return v
 
 
@@ -78,7 +173,7 @@ class Tolerance:
     """How far a measurement may stray: ``|measured - predicted| <= atol + rtol * |predicted|``.
 
     ``confidence`` is the coverage of the confidence intervals used by sampled measurements
-    (``claim.samples``) and fitted slopes (``claim.slope``).
+    (``claim.samples``) and fitted slopes (``claim.slope``); it must lie in [0.5, 0.999].
     """
 
     rtol: float = 0.05
@@ -86,18 +181,14 @@ class Tolerance:
     confidence: float = 0.95
 
     def validated(self, claim_id: str = "?") -> "Tolerance":
-        """Return a copy with float fields, or raise :class:`ClaimError` naming the bad value."""
-        rtol = _check_nonneg(claim_id, "rtol", self.rtol)
-        atol = _check_nonneg(claim_id, "atol", self.atol)
-        try:
-            conf = float(self.confidence)
-        except (TypeError, ValueError):
-            conf = float("nan")
-        if not (0.0 < conf < 1.0):
-            raise ClaimError(
-                f"claim {claim_id!r}: confidence must lie strictly between 0 and 1, got {self.confidence!r}"
-            )
-        return Tolerance(rtol, atol, conf)
+        """Return a copy with float fields, or raise :class:`ClaimError` naming the bad value.
+
+        The same rules wherever a tolerance comes from (the ``tolerance`` marker, ``close()``'s
+        arguments, the command line, a profile): real numbers only, finite, ``>= 0``.
+        """
+        return Tolerance(check_tolerance_value(claim_id, "rtol", self.rtol),
+                         check_tolerance_value(claim_id, "atol", self.atol),
+                         check_confidence(claim_id, self.confidence))
 
 
 def _json_number(x):
@@ -119,7 +210,46 @@ def _json_detail(x):
     return x
 
 
-@dataclass
+@dataclass(frozen=True)
+class Rival:
+    """A competing (or deliberately wrong) prediction of the same quantity, judged like the prediction.
+
+    ``verdict`` is the rival's own verdict under the measurement's tolerance and statistics: FAILS
+    means the measurement rejects the rival (:attr:`ruled_out`); HOLDS or INCONCLUSIVE means the
+    measurement cannot tell it apart from the prediction, and the measurement is then at best
+    INCONCLUSIVE.
+    """
+
+    name: str
+    predicted: float | None
+    verdict: Verdict
+    gap: float | None = None
+    tolerance: float | None = None
+    margin: float | None = None
+    gap_ci: tuple[float, float] | None = None
+    message: str = ""
+
+    @property
+    def ruled_out(self) -> bool:
+        return self.verdict is Verdict.FAILS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "predicted": _json_number(self.predicted), "verdict": self.verdict.value,
+            "ruled_out": self.ruled_out, "gap": _json_number(self.gap), "tolerance": _json_number(self.tolerance),
+            "margin": _json_number(self.margin),
+            "gap_ci": None if self.gap_ci is None else [_json_number(v) for v in self.gap_ci],
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Rival":
+        return cls(name=d["name"], predicted=d.get("predicted"), verdict=Verdict(d["verdict"]), gap=d.get("gap"),
+                   tolerance=d.get("tolerance"), margin=d.get("margin"),
+                   gap_ci=tuple(d["gap_ci"]) if d.get("gap_ci") is not None else None, message=d.get("message", ""))
+
+
+@dataclass(frozen=True)
 class Measurement:
     """One named measurement of a claim.
 
@@ -127,6 +257,9 @@ class Measurement:
     ``margin = tolerance - gap`` (>= 0 when the point estimate is within tolerance). For sampled
     and fitted quantities ``ci`` is the confidence interval of the measured value and
     ``gap_ci`` the interval the gap ranges over; the verdict is decided on the interval.
+    ``rivals`` are the competing predictions judged alongside (see :class:`Rival`);
+    ``warnings`` what the recorder noticed without refusing (zero variance across seeds, ...);
+    ``default_tolerance`` is True when the tolerance came from the profile because the claim gave none.
     """
 
     name: str
@@ -145,6 +278,13 @@ class Measurement:
     n: int | None = None
     message: str = ""
     detail: dict[str, Any] = field(default_factory=dict)
+    rivals: tuple[Rival, ...] = ()
+    warnings: tuple[str, ...] = ()
+    default_tolerance: bool = False
+
+    @property
+    def rivals_ruled_out(self) -> int:
+        return sum(r.ruled_out for r in self.rivals)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -155,6 +295,8 @@ class Measurement:
             if d[key] is not None:
                 d[key] = [_json_number(v) for v in d[key]]
         d["detail"] = _json_detail(d["detail"])
+        d["rivals"] = [r.to_dict() for r in self.rivals]
+        d["warnings"] = list(self.warnings)
         return d
 
     @classmethod
@@ -164,6 +306,8 @@ class Measurement:
         for key in ("ci", "gap_ci"):
             if d.get(key) is not None:
                 d[key] = tuple(d[key])
+        d["rivals"] = tuple(Rival.from_dict(r) for r in d.get("rivals") or ())
+        d["warnings"] = tuple(d.get("warnings") or ())
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -186,6 +330,9 @@ class ClaimResult:
     measurements: list[Measurement] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    xfail: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    profile: str | None = None
 
     @property
     def agrees_with_source(self) -> bool | None:
@@ -196,16 +343,8 @@ class ClaimResult:
 
     @property
     def decisive(self) -> Measurement | None:
-        """The measurement that decided the verdict (the most severe; on ties the smallest margin)."""
-        if not self.measurements:
-            return None
-
-        def key(m: Measurement):
-            sev = _SEVERITY.get(m.verdict, 0)
-            margin = m.margin if m.margin is not None else -math.inf
-            return (-sev, margin)
-
-        return sorted(self.measurements, key=key)[0]
+        """The measurement that decided the verdict (:func:`decisive`)."""
+        return decisive(self.measurements)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -216,14 +355,19 @@ class ClaimResult:
             "source": self.source,
             "statement": self.statement,
             "expect": self.expect,
+            "xfail": self.xfail,
             "verdict": self.verdict.value,
             "agrees_with_source": self.agrees_with_source,
             "duration_s": round(float(self.duration_s), 6),
             "seed": self.seed,
             "message": self.message,
+            "rivals": {"named": sum(len(m.rivals) for m in self.measurements),
+                       "ruled_out": sum(m.rivals_ruled_out for m in self.measurements)},
             "measurements": [m.to_dict() for m in self.measurements],
             "stages": self.stages,
             "artifacts": self.artifacts,
+            "settings": self.settings,
+            "profile": self.profile,
         }
 
     @classmethod
@@ -243,4 +387,7 @@ class ClaimResult:
             measurements=[Measurement.from_dict(m) for m in d.get("measurements", [])],
             stages=list(d.get("stages", [])),
             artifacts=list(d.get("artifacts", [])),
+            xfail=d.get("xfail"),
+            settings=dict(d.get("settings") or {}),
+            profile=d.get("profile"),
         )

@@ -1,28 +1,44 @@
 """The claim recorder: the ``claim`` fixture a claim test calls to record its measurements.
 
-Each method records one named :class:`~pytest_ntk.verdicts.model.Measurement` and
+Each measurement method (:meth:`~ClaimRecorder.close`, :meth:`~ClaimRecorder.at_most`,
+:meth:`~ClaimRecorder.at_least`, :meth:`~ClaimRecorder.samples`, :meth:`~ClaimRecorder.slope`)
+records one named :class:`~pytest_ntk.verdicts.model.Measurement` (judged by
+:mod:`pytest_ntk.verdicts.judge`) and
 
 - raises :class:`ClaimFailed` (an ``AssertionError``) when the prediction is violated (FAILS);
-- raises :class:`ClaimError` when the input cannot be judged (NaN or inf, empty, mismatched
-  shapes, an invalid tolerance) -- the claim's verdict is then ERROR, never HOLDS;
-- returns the measurement otherwise (HOLDS, or INCONCLUSIVE for sampled quantities whose
-  confidence interval straddles the tolerance; the test goes on and the claim is INCONCLUSIVE).
+- raises :class:`ClaimError` when the input cannot be judged (NaN or inf, empty, refused or
+  mis-shaped input, an invalid tolerance; see :mod:`pytest_ntk.verdicts.inputs`);
+- returns the measurement otherwise (HOLDS; or INCONCLUSIVE when a confidence interval straddles
+  the tolerance or a rival prediction fits as well -- the test goes on).
+
+**Nothing the recorder refuses is lost.** Every refusal leaves an ERROR measurement on the claim
+before the exception leaves the method, so a test that catches the ``ClaimError`` and goes on to
+record holding measurements still ends ERROR; a caught ``ClaimFailed`` leaves its FAILS
+measurement. The recorded measurements are kept privately (:attr:`measurements` is a read-only
+copy).
+
+**The claim's lifecycle is closed.** The plugin seals the recorder when the test's call phase
+ends (:meth:`seal`). Anything recorded afterwards -- by a finalizer, a fixture's teardown, a
+thread that outlived the test -- is not counted: it makes the claim ERROR ("recorded after the
+test returned").
 """
 
 from __future__ import annotations
 
 import contextlib
-import decimal
 import functools
 import json
 import math
-import numbers
+import operator
+import threading
 import time
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from . import judge
+from .inputs import as_float64, as_name, short
 from .model import (
     ClaimError,
     ClaimFailed,
@@ -30,11 +46,16 @@ from .model import (
     Measurement,
     Tolerance,
     Verdict,
+    check_confidence,
+    check_tolerance_value,
     combine,
 )
-from .stats import fit_slope, mean_ci, mean_of
 
-__all__ = ["ClaimRecorder", "derive_seed"]
+__all__ = ["ClaimRecorder", "derive_seed", "SEED_RANGE"]
+
+#: ``--ntk-seed`` and every derived seed lie in ``[0, 2**32)``: numpy's SeedSequence takes 32-bit
+#: words, so a larger base seed would alias (2**32 would give the seeds of 0). It is refused instead.
+SEED_RANGE = (0, 2**32 - 1)
 
 
 def derive_seed(base_seed: int, claim_id: str, index: int = 0) -> int:
@@ -42,35 +63,66 @@ def derive_seed(base_seed: int, claim_id: str, index: int = 0) -> int:
 
     ``numpy.random.SeedSequence([base_seed, crc32(claim_id), index])`` mixes the three into
     independent streams: different claims, or different indices, never share a seed by accident.
+    ``base_seed`` must lie in :data:`SEED_RANGE` (ValueError otherwise: no silent aliasing).
     """
-    ss = np.random.SeedSequence([int(base_seed) & 0xFFFFFFFF, zlib.crc32(claim_id.encode()), int(index)])
+    base = operator.index(base_seed)
+    if not SEED_RANGE[0] <= base <= SEED_RANGE[1]:
+        raise ValueError(f"base seed must lie in [0, 2**32 - 1], got {base_seed!r}")
+    ss = np.random.SeedSequence([base, zlib.crc32(claim_id.encode()), operator.index(index)])
     return int(ss.generate_state(1, dtype=np.uint32)[0])
 
 
-def _quiet_floats(method):
-    """Run a measurement with numpy's floating-point warnings off: overflow is judged, not warned about.
+def _measurement(kind: str):
+    """Decorate a measurement method: refusals become ERROR measurements, floats are judged, not warned.
 
-    Under ``-W error`` a RuntimeWarning from ``m - p`` would otherwise replace the verdict with a
-    crash; each method checks for non-finite intermediate results itself and reports an ERROR.
+    The wrapper (1) refuses a record after :meth:`ClaimRecorder.seal`; (2) runs the method with
+    numpy's floating-point warnings off (overflow is judged, not warned about: under ``-W error``
+    a RuntimeWarning would otherwise replace the verdict with a crash); (3) when the method raises
+    a ``ClaimError`` it did not record, or any unexpected exception, records an ERROR measurement
+    named after the call before re-raising.
     """
 
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        __tracebackhide__ = True
-        with np.errstate(all="ignore"):
-            return method(*args, **kwargs)
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, name=None, **kwargs):
+            __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
+            self._check_open(f"{kind}(name={name!r})")
+            label = self._label(name, kind)
+            try:
+                if name is not None:
+                    as_name(name, "measurement name", f"claim {self.id!r}")  # refuse, recorded under `label`
+                with np.errstate(all="ignore"):
+                    m = method(self, *args, name=label, **kwargs)
+            except ClaimFailed:
+                raise
+            except ClaimError as exc:
+                if not getattr(exc, "recorded", False):
+                    self._append(judge.error(label, kind, _strip(str(exc), self.id)))
+                raise
+            except Exception as exc:  # noqa: BLE001 - an input we did not foresee is an ERROR, never silent
+                self._append(judge.error(label, kind, f"{type(exc).__name__}: {exc}"))
+                raise ClaimError(f"claim {self.id!r}, measurement {label!r}: could not be judged: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+            return self._record(m)
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
-def _fmt(x) -> str:
-    if x is None:
-        return "None"
-    return f"{x:.4g}" if isinstance(x, float) else repr(x)
+def _strip(message: str, claim_id: str) -> str:
+    prefix = f"claim {claim_id!r}"
+    message = message.removeprefix(prefix).lstrip(",: ")
+    return message
 
 
 class ClaimRecorder:
-    """Bound to one claim test; see the module docstring for the contract of each method."""
+    """Bound to one claim test; see the module docstring for the contract of each method.
+
+    ``tolerance`` is the claim's default (marker > command line > ini > profile);
+    ``tolerance_is_default`` says it came from the profile or the command line rather than the
+    claim's own ``tolerance`` marker (measurements that use it are marked so in the reports).
+    """
 
     def __init__(
         self,
@@ -80,32 +132,156 @@ class ClaimRecorder:
         base_seed: int = 0,
         seed_key: str | None = None,
         on_stage: Callable[[str, str, float], None] | None = None,
+        tolerance_is_default: bool = False,
     ):
-        self.id = claim_id
-        self.tolerance = tolerance
-        self.base_seed = int(base_seed)
+        self._id = str(claim_id)
+        self._tolerance = tolerance.validated(self._id)
+        derive_seed(base_seed, self._id)  # refuses a base seed outside SEED_RANGE now, not at first use
+        self._base_seed = int(base_seed)
         self._seed_key = seed_key or claim_id
-        self.measurements: list[Measurement] = []
-        self.stages: list[dict[str, Any]] = []
-        self.artifacts: list[dict[str, Any]] = []
+        self._measurements: list[Measurement] = []
+        self._stages: list[dict[str, Any]] = []
+        self._artifacts: list[dict[str, Any]] = []
         self._on_stage = on_stage
+        self._tolerance_is_default = bool(tolerance_is_default)
+        self._lock = threading.Lock()
+        self._sealed = False
+        self._late: list[str] = []
+        self._settings: dict[str, Any] = {}
+        self._profile: str | None = None
 
     def __repr__(self) -> str:
-        return f"<claim {self.id!r}: {len(self.measurements)} measurement(s), {self.tolerance}>"
+        return f"<claim {self.id!r}: {len(self._measurements)} measurement(s), {self.tolerance}>"
+
+    # ------------------------------------------------------------------ read-only state
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def tolerance(self) -> Tolerance:
+        return self._tolerance
+
+    @property
+    def base_seed(self) -> int:
+        return self._base_seed
+
+    @property
+    def measurements(self) -> tuple[Measurement, ...]:
+        """The measurements recorded so far (a copy: the record cannot be edited from outside)."""
+        with self._lock:
+            return tuple(self._measurements)
+
+    @property
+    def stages(self) -> tuple[dict[str, Any], ...]:
+        return tuple(dict(s) for s in self._stages)
+
+    @property
+    def artifacts(self) -> tuple[dict[str, Any], ...]:
+        return tuple(dict(a) for a in self._artifacts)
+
+    @property
+    def late(self) -> tuple[str, ...]:
+        """What was recorded after :meth:`seal` (each makes the claim ERROR)."""
+        with self._lock:
+            return tuple(self._late)
+
+    @property
+    def sealed(self) -> bool:
+        return self._sealed
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """``{suite name: settings}`` the claim ran with (noted by :class:`pytest_ntk.Suite`)."""
+        return {k: v for k, v in self._settings.items()}
+
+    @property
+    def profile(self) -> str | None:
+        return self._profile
+
+    def note_settings(self, suite: str, settings: Mapping[str, Any], *, profile: str | None = None) -> None:
+        """Note the settings a suite runs this claim with (they land in the report's ``settings``)."""
+        self._settings[str(suite)] = _plain(dict(settings))
+        if profile is not None:
+            self._profile = str(profile)
+
+    # ------------------------------------------------------------------ lifecycle
+    def seal(self) -> None:
+        """Close the record (the plugin calls it when the test's call phase ends)."""
+        with self._lock:
+            self._sealed = True
+
+    def _check_open(self, what: str) -> None:
+        with self._lock:
+            if self._sealed:
+                self._late.append(what)
+                raise ClaimError(f"claim {self.id!r}: {what} recorded after the test returned; a claim's "
+                                 f"measurements must be recorded during the test's call (this makes the claim ERROR)")
+
+    def _append(self, m: Measurement) -> None:
+        with self._lock:
+            if self._sealed:
+                self._late.append(f"measurement {m.name!r}")
+                return
+            self._measurements.append(m)
+
+    def _record(self, m: Measurement) -> Measurement:
+        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
+        self._append(m)
+        if m.verdict is Verdict.FAILS:
+            raise ClaimFailed(f"claim {self.id!r}: {m.message}")
+        if m.verdict is Verdict.ERROR:
+            exc = ClaimError(f"claim {self.id!r}: {m.message}")
+            exc.recorded = True
+            raise exc
+        return m
+
+    def _refuse(self, kind: str, label: str, message: str):
+        """Record an ERROR measurement for a refused non-measurement call (table, attach, stage) and raise."""
+        self._append(judge.error(label, kind, message))
+        exc = ClaimError(f"claim {self.id!r}: {message}")
+        exc.recorded = True
+        raise exc
 
     # ------------------------------------------------------------------ seeds and bookkeeping
     @property
     def seed(self) -> int:
         """This claim's seed, derived from ``--ntk-seed`` and the claim id (shared by its parametrized cases)."""
-        return derive_seed(self.base_seed, self._seed_key)
+        return derive_seed(self._base_seed, self._seed_key)
 
     def seeds(self, n: int) -> list[int]:
-        """``n`` independent seeds for this claim (e.g. one per trial or per ensemble member)."""
-        return [derive_seed(self.base_seed, self._seed_key, i + 1) for i in range(int(n))]
+        """``n`` independent 32-bit seeds for this claim (e.g. one per trial or per ensemble member).
+
+        ``derive_seed(base, claim id, i)`` for ``i = 1..n``: different from :attr:`seed` (index 0)
+        and from every other claim's, the same in every run with the same ``--ntk-seed``.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ClaimError(f"claim {self.id!r}: seeds(n) needs an integer n >= 0, got {n!r}")
+        return [derive_seed(self._base_seed, self._seed_key, i + 1) for i in range(int(n))]
+
+    def _label(self, name, kind: str) -> str:
+        """The measurement's name: ``name`` (a string or an integer), else ``kind``, ``kind#2``, ..."""
+        if name is not None:
+            try:
+                return as_name(name, "measurement name", f"claim {self.id!r}")
+            except ClaimError:
+                pass  # refused by the method itself, below, with this label
+        taken = {m.name for m in self._measurements}
+        if kind not in taken:
+            return kind
+        i = 2
+        while f"{kind}#{i}" in taken:
+            i += 1
+        return f"{kind}#{i}"
 
     @contextlib.contextmanager
-    def stage(self, name: str):
+    def stage(self, name):
         """Time a stage of the claim (``duration_s`` per stage lands in the JSON report)."""
+        self._check_open(f"stage {short(name)}")
+        try:
+            label = as_name(name, "stage name", f"claim {self.id!r}")
+        except ClaimError as exc:
+            self._refuse("stage", "stage", _strip(str(exc), self.id))
         start = time.perf_counter()
         status = "done"
         try:
@@ -115,28 +291,50 @@ class ClaimRecorder:
             raise
         finally:
             duration = time.perf_counter() - start
-            self.stages.append({"name": name, "duration_s": round(duration, 6), "status": status})
+            with self._lock:
+                self._stages.append({"name": label, "duration_s": round(duration, 6), "status": status})
             if self._on_stage is not None:
-                self._on_stage(self.id, name, duration)
+                self._on_stage(self.id, label, duration)
 
-    def table(self, name: str, columns, rows) -> None:
-        """Attach a table (e.g. a paper's results table) that the reports render."""
-        columns = [str(c) for c in columns]
-        rows = [[_plain(v) for v in row] for row in rows]
-        for row in rows:
-            if len(row) != len(columns):
-                raise ClaimError(
-                    f"claim {self.id!r}: table {name!r} row {row!r} has {len(row)} cells, "
-                    f"expected {len(columns)}"
-                )
-        self._check_json(f"table {name!r}", rows)
-        self.artifacts.append({"kind": "table", "name": str(name), "columns": columns, "rows": rows})
+    def table(self, name, columns, rows) -> None:
+        """Attach a table (e.g. a paper's results table) that the reports render.
 
-    def attach(self, name: str, data: Any) -> None:
-        """Attach JSON-ready data (series for plots, fitted constants, ...) to the claim's report."""
-        data = _plain(data)
-        self._check_json(f"attachment {name!r}", data)
-        self.artifacts.append({"kind": "data", "name": str(name), "data": data})
+        Cells are numbers or strings; numpy scalars become Python numbers; NaN and infinities are
+        kept visible as the strings ``"NaN"``, ``"inf"``, ``"-inf"`` (JSON cannot hold them).
+        """
+        self._check_open(f"table {short(name)}")
+        where = f"claim {self.id!r}"
+        try:
+            label = as_name(name, "table name", where)
+            columns = [str(c) for c in columns]
+            rows = [[_plain(v, keep_nonfinite=True) for v in row] for row in rows]
+            for row in rows:
+                if len(row) != len(columns):
+                    raise ClaimError(f"{where}: table {label!r} row {row!r} has {len(row)} cells, "
+                                     f"expected {len(columns)}")
+            self._check_json(f"table {label!r}", rows)
+        except ClaimError as exc:
+            self._refuse("table", f"table {short(name, 40)}", _strip(str(exc), self.id))
+        except Exception as exc:  # noqa: BLE001 - e.g. rows that are not iterable
+            self._refuse("table", f"table {short(name, 40)}", f"table {short(name)} could not be read: "
+                         f"{type(exc).__name__}: {exc}")
+        with self._lock:
+            self._artifacts.append({"kind": "table", "name": label, "columns": columns, "rows": rows})
+
+    def attach(self, name, data: Any) -> None:
+        """Attach JSON-ready data (series for plots, fitted constants, ...) to the claim's report.
+
+        numpy arrays and scalars become lists and numbers; non-finite floats become ``None``.
+        """
+        self._check_open(f"attachment {short(name)}")
+        try:
+            label = as_name(name, "attachment name", f"claim {self.id!r}")
+            data = _plain(data)
+            self._check_json(f"attachment {label!r}", data)
+        except ClaimError as exc:
+            self._refuse("attach", f"attachment {short(name, 40)}", _strip(str(exc), self.id))
+        with self._lock:
+            self._artifacts.append({"kind": "data", "name": label, "data": data})
 
     def _check_json(self, what: str, data) -> None:
         # artifacts travel to the xdist controller and into the JSON report: refuse here, naming the claim,
@@ -146,413 +344,273 @@ class ClaimRecorder:
         except (TypeError, ValueError) as exc:
             raise ClaimError(f"claim {self.id!r}: {what} is not JSON-ready data ({exc})") from None
 
-    # ------------------------------------------------------------------ input handling
-    def _name(self, name: str | None, kind: str) -> str:
-        if name is not None:
-            if not isinstance(name, str) or not name:
-                raise ClaimError(f"claim {self.id!r}: measurement name must be a non-empty string, got {name!r}")
-            return name
-        taken = {m.name for m in self.measurements}
-        if kind not in taken:
-            return kind
-        i = 2
-        while f"{kind}#{i}" in taken:
-            i += 1
-        return f"{kind}#{i}"
+    # ------------------------------------------------------------------ inputs
+    def _where(self, name: str) -> str:
+        return f"claim {self.id!r}, measurement {name!r}"
 
-    def _array(self, name: str, what: str, value) -> np.ndarray:
-        """``value`` as a float64 array, or ClaimError naming the claim, the measurement and the value.
+    def _tol(self, name: str, rtol, atol) -> tuple[float, float, bool]:
+        """(rtol, atol, from the default?): the claim's tolerance when neither is given; one given: the other is 0."""
+        if rtol is None and atol is None:
+            return self.tolerance.rtol, self.tolerance.atol, self._tolerance_is_default
+        where = f"measurement {name!r}"
+        r = 0.0 if rtol is None else check_tolerance_value(self.id, "rtol", rtol, where=where)
+        a = 0.0 if atol is None else check_tolerance_value(self.id, "atol", atol, where=where)
+        return r, a, False
 
-        Real numbers only: a boolean (a comparison's outcome, not a measurement), a complex number
-        (casting would drop its imaginary part), a string (even "1.5"), None, or an integer beyond
-        float64's range is refused rather than coerced.
-        """
-        where = f"claim {self.id!r}, measurement {name!r}: {what}"
-        if isinstance(value, (str, bytes)) or value is None:
-            raise ClaimError(f"{where} must be numeric, got {_short(value)}")
-        flag = _bool_inside(value) if isinstance(value, (list, tuple)) else None
-        if flag is not None:  # numpy would read [True, 2.0] as [1.0, 2.0]
-            raise ClaimError(f"{where} must be numeric, got the boolean {_short(flag)} in {_short(value)}")
-        try:
-            raw = np.asarray(value)
-        except (TypeError, ValueError, OverflowError):  # e.g. ragged nested lists
-            raise ClaimError(f"{where} must be numeric (a number or a rectangular array), got {_short(value)}") from None
-        kind = raw.dtype.kind
-        if kind == "O":
-            for e in raw.ravel():
-                if not _is_real(e):
-                    raise ClaimError(f"{where} must be numeric (real numbers), got {_short(e)} in {_short(value)}")
-        elif kind == "b":
-            raise ClaimError(f"{where} must be numeric, got the boolean {_short(value)} (record the quantity "
-                             f"that was compared, not the comparison)")
-        elif kind == "c":
-            raise ClaimError(f"{where} must be numeric (real), got the complex {_short(value)}")
-        elif kind not in "iuf":
-            raise ClaimError(f"{where} must be numeric, got {_short(value)} (dtype {raw.dtype})")
-        try:
-            with np.errstate(all="ignore"):
-                arr = raw.astype(np.float64)
-        except (TypeError, ValueError, OverflowError):
-            raise ClaimError(f"{where} must be numeric and representable in float64, got {_short(value)}") from None
-        if arr.size == 0:
-            raise ClaimError(f"claim {self.id!r}, measurement {name!r}: {what} is empty")
-        return arr
+    def _confidence(self, name: str, confidence) -> float:
+        if confidence is None:
+            return self.tolerance.confidence
+        return check_confidence(self.id, confidence, where=f"measurement {name!r}")
 
-    def _record(self, m: Measurement) -> Measurement:
-        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
-        self.measurements.append(m)
-        if m.verdict is Verdict.FAILS:
-            raise ClaimFailed(f"claim {self.id!r}: {m.message}")
-        if m.verdict is Verdict.ERROR:
-            raise ClaimError(f"claim {self.id!r}: {m.message}")
-        return m
+    def _rivals(self, name: str, rivals, shape_of: Callable[[str, np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
+        """``{rival name: prediction}`` validated like the prediction itself (``shape_of`` checks the shape)."""
+        if rivals is None:
+            return {}
+        if not isinstance(rivals, Mapping):
+            raise ClaimError(f"{self._where(name)}: rivals must be a mapping {{name: prediction}}, got {short(rivals)}")
+        out = {}
+        for rname, value in rivals.items():
+            label = as_name(rname, "rival name", self._where(name))
+            arr = as_float64(value, f"rival {label!r}", self._where(name))
+            if not np.all(np.isfinite(arr)):
+                raise ClaimError(f"{self._where(name)}: rival {label!r} is not finite ({short(value)})")
+            out[label] = shape_of(label, arr)
+        return out
 
     def _nonfinite(self, name: str, kind: str, **arrays) -> Measurement | None:
         for what, arr in arrays.items():
             if arr is not None and not np.all(np.isfinite(arr)):
                 bad = arr[~np.isfinite(arr)].ravel()[0] if arr.ndim else arr
-                return Measurement(
-                    name=name, kind=kind, verdict=Verdict.ERROR, measured=None, predicted=None,
-                    gap=None, tolerance=None, margin=None,
-                    message=f"measurement {name!r}: {what} is not finite ({float(bad)!r}); a non-finite "
-                    f"number never HOLDS",
-                )
+                return judge.error(name, kind, f"{what} is not finite ({float(bad)!r}); a non-finite number never HOLDS")
         return None
 
-    @staticmethod
-    def _error(name: str, kind: str, why: str) -> Measurement:
-        return Measurement(name=name, kind=kind, verdict=Verdict.ERROR, measured=None, predicted=None, gap=None,
-                           tolerance=None, margin=None, message=f"measurement {name!r}: {why}")
-
-    def _tol(self, name: str, rtol, atol) -> tuple[float, float]:
-        if rtol is None and atol is None:
-            return self.tolerance.rtol, self.tolerance.atol
-        for what, v in (("rtol", rtol), ("atol", atol)):
-            if isinstance(v, (bool, np.bool_, str, bytes)):
-                raise ClaimError(f"claim {self.id!r}, measurement {name!r}: {what} must be a number >= 0, got {v!r}")
-        t = Tolerance(0.0 if rtol is None else rtol, 0.0 if atol is None else atol, 0.5)
-        try:
-            t = t.validated(self.id)
-        except ClaimError as exc:
-            raise ClaimError(f"{exc} (measurement {name!r})") from None
-        return t.rtol, t.atol
-
-    def _confidence(self, confidence) -> float:
-        if confidence is None:
-            return self.tolerance.confidence
-        if isinstance(confidence, (bool, np.bool_, str, bytes)):
-            raise ClaimError(f"claim {self.id!r}: confidence must be a number in (0, 1), got {confidence!r}")
-        return Tolerance(0.0, 0.0, confidence).validated(self.id).confidence
-
     # ------------------------------------------------------------------ the measurements
-    @_quiet_floats
-    def close(self, measured, predicted, *, rtol=None, atol=None, name=None) -> Measurement:
-        """HOLDS when ``|measured - predicted| <= atol + rtol * |predicted|`` (elementwise for arrays).
+    @_measurement("close")
+    def close(self, measured, predicted, *, rtol=None, atol=None, rivals=None, name=None) -> Measurement:
+        """HOLDS when ``|measured - predicted| <= atol + rtol * |predicted|`` (every element, for arrays)
+        and every rival is rejected by the same rule.
 
         With neither ``rtol`` nor ``atol`` given the claim's ``tolerance`` applies; with one given
-        the other is 0. For arrays the worst element (smallest margin) is reported.
+        the other is 0. For arrays the worst element (smallest margin) is reported. ``rivals``:
+        ``{name: prediction}`` of competing theories, each of ``predicted``'s shape (or a scalar);
+        a rival within tolerance makes the measurement INCONCLUSIVE (it cannot tell them apart).
         """
-        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
-        name = self._name(name, "close")
-        rtol, atol = self._tol(name, rtol, atol)
-        m = self._array(name, "measured", measured)
-        p = self._array(name, "predicted", predicted)
-        if m.shape != p.shape and p.size != 1:
-            raise ClaimError(
-                f"claim {self.id!r}, measurement {name!r}: measured has shape {m.shape} but predicted "
-                f"has shape {p.shape}"
-            )
+        __tracebackhide__ = True
+        rtol, atol, default = self._tol(name, rtol, atol)
+        where = self._where(name)
+        m = as_float64(measured, "measured", where)
+        p = as_float64(predicted, "predicted", where)
+
+        def shaped(what: str, arr: np.ndarray) -> np.ndarray:
+            if arr.shape != m.shape and arr.size != 1:
+                raise ClaimError(f"{where}: measured has shape {m.shape} but {what} has shape {arr.shape}")
+            return arr
+
+        shaped("predicted", p)
+        rv = self._rivals(name, rivals, shaped)
         bad = self._nonfinite(name, "close", measured=m, predicted=p)
         if bad:
-            return self._record(bad)
-        p = np.broadcast_to(p.reshape(()) if p.size == 1 else p, m.shape)
-        gaps = np.abs(m - p)
-        if not np.all(np.isfinite(gaps)):
-            j = int(np.argmin(np.isfinite(gaps).ravel()))
-            return self._record(self._error(
-                name, "close", f"the gap |measured - predicted| overflows float64 (measured "
-                f"{float(m.ravel()[j])!r} vs predicted {float(p.ravel()[j])!r}); rescale the quantities"))
-        tols = atol + rtol * np.abs(p)  # may overflow to inf: then every finite gap is within it
-        margins = tols - gaps
-        i = int(np.argmin(margins)) if margins.ndim else 0
-        gap, tol, margin = float(gaps.ravel()[i]), float(tols.ravel()[i]), float(margins.ravel()[i])
-        mi, pi = float(m.ravel()[i]), float(p.ravel()[i])
-        verdict = Verdict.HOLDS if margin >= 0 else Verdict.FAILS
-        where = f" (worst of {m.size} elements, index {tuple(int(k) for k in np.unravel_index(i, m.shape))})" if m.size > 1 else ""
-        msg = (
-            f"{name}: measured {_fmt(mi)} vs predicted {_fmt(pi)}: gap {_fmt(gap)} "
-            f"{'<=' if verdict is Verdict.HOLDS else '>'} tolerance {_fmt(tol)} "
-            f"(atol {_fmt(atol)} + rtol {_fmt(rtol)}*|predicted|){where}"
-        )
-        detail = {}
-        if m.size > 1:
-            detail = {"elements": int(m.size), "max_gap": float(gaps.max()), "mean_gap": float(gaps.mean())}
-        return self._record(Measurement(
-            name=name, kind="close", verdict=verdict, measured=mi, predicted=pi, gap=gap,
-            tolerance=tol, margin=margin, rtol=rtol, atol=atol, n=int(m.size), message=msg, detail=detail,
-        ))
+            return bad
+        return judge.close(name, m, p, rtol, atol, rv, default_tolerance=default)
 
-    @_quiet_floats
-    def _bound(self, kind: str, measured, bound, name) -> Measurement:
-        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
-        name = self._name(name, kind)
-        m = self._array(name, "measured", measured)
-        b = self._array(name, "bound", bound)
-        if b.size != 1 and b.shape != m.shape:
-            raise ClaimError(
-                f"claim {self.id!r}, measurement {name!r}: measured has shape {m.shape} but bound has shape {b.shape}"
-            )
-        bad = self._nonfinite(name, kind, measured=m, bound=b)
-        if bad:
-            return self._record(bad)
-        b = np.broadcast_to(b.reshape(()) if b.size == 1 else b, m.shape)
-        margins = (b - m) if kind == "at_most" else (m - b)
-        i = int(np.argmin(margins)) if margins.ndim else 0
-        mi, bi, margin = float(m.ravel()[i]), float(b.ravel()[i]), float(margins.ravel()[i])
-        verdict = Verdict.HOLDS if margin >= 0 else Verdict.FAILS
-        op = "<=" if kind == "at_most" else ">="
-        msg = f"{name}: measured {_fmt(mi)} {op} bound {_fmt(bi)} {'holds' if verdict is Verdict.HOLDS else 'is violated'}"
-        if m.size > 1:
-            msg += f" (worst of {m.size} elements)"
-        return self._record(Measurement(
-            name=name, kind=kind, verdict=verdict, measured=mi, predicted=bi, gap=max(-margin, 0.0),
-            tolerance=0.0, margin=margin, n=int(m.size), message=msg,
-        ))
-
+    @_measurement("at_most")
     def at_most(self, measured, bound, *, name=None) -> Measurement:
-        """HOLDS when ``measured <= bound`` (every element, for arrays)."""
-        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
+        """HOLDS when ``measured <= bound`` (every element, for arrays). A bound has no rivals: a
+        competing theory's prediction is a value, judged with :meth:`close` or :meth:`samples`."""
+        __tracebackhide__ = True
         return self._bound("at_most", measured, bound, name)
 
+    @_measurement("at_least")
     def at_least(self, measured, bound, *, name=None) -> Measurement:
         """HOLDS when ``measured >= bound`` (every element, for arrays)."""
-        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
+        __tracebackhide__ = True
         return self._bound("at_least", measured, bound, name)
 
-    @_quiet_floats
+    def _bound(self, kind: str, measured, bound, name: str) -> Measurement:
+        where = self._where(name)
+        m = as_float64(measured, "measured", where)
+        b = as_float64(bound, "bound", where)
+        if b.size != 1 and b.shape != m.shape:
+            raise ClaimError(f"{where}: measured has shape {m.shape} but bound has shape {b.shape}")
+        bad = self._nonfinite(name, kind, measured=m, bound=b)
+        if bad:
+            return bad
+        return judge.bound(kind, name, m, b)
+
+    @_measurement("slope")
     def slope(self, x, y, *, expected=None, tol=None, upper=None, lower=None, log=True, confidence=None,
-              name=None) -> Measurement:
+              rivals=None, x_name=None, y_name=None, name=None) -> Measurement:
         """Fit ``log y = a + s log x`` (or linear with ``log=False``) and judge the slope's confidence interval.
 
         Against ``expected +- tol``: HOLDS when the whole interval lies inside it, FAILS when the whole
         interval lies outside, INCONCLUSIVE otherwise. Against bounds (``upper`` and/or ``lower``):
         HOLDS when the interval lies within them, FAILS when it lies wholly beyond one, else
-        INCONCLUSIVE. Repeated ``x`` values (several seeds per width) tighten the interval.
+        INCONCLUSIVE. ``x`` and ``y`` must have the same shape (one point per pair); repeated ``x``
+        values (several seeds per width) tighten the interval. ``rivals``: ``{name: exponent}``
+        (e.g. ``{"does not converge": 0.0}``), each judged against ``exponent +- tol`` (a point
+        when only bounds are given). ``x_name``/``y_name`` label the plot's axes.
         """
-        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
-        name = self._name(name, "slope")
-        xa = self._array(name, "x", x).ravel()
-        ya = self._array(name, "y", y).ravel()
+        __tracebackhide__ = True
+        where = self._where(name)
+        xa = as_float64(x, "x", where)
+        ya = as_float64(y, "y", where)
         if xa.shape != ya.shape:
-            raise ClaimError(f"claim {self.id!r}, measurement {name!r}: x has {xa.size} points but y has {ya.size}")
+            raise ClaimError(f"{where}: x has shape {xa.shape} but y has shape {ya.shape}; pass one y per x "
+                             f"(np.broadcast_to(x, y.shape) for several seeds per x)")
         if (expected is None) != (tol is None):
-            raise ClaimError(f"claim {self.id!r}, measurement {name!r}: give expected and tol together "
-                             f"(got expected={expected!r}, tol={tol!r})")
+            raise ClaimError(f"{where}: give expected and tol together (got expected={expected!r}, tol={tol!r})")
         if expected is None and upper is None and lower is None:
-            raise ClaimError(f"claim {self.id!r}, measurement {name!r}: slope needs expected=..., tol=... "
-                             f"or a bound (upper=/lower=)")
-        targets = {what: self._array(name, what, v) for what, v in
-                   (("expected", expected), ("upper", upper), ("lower", lower)) if v is not None}
-        for what, arr in targets.items():
+            raise ClaimError(f"{where}: slope needs expected=..., tol=... or a bound (upper=/lower=)")
+        targets = {}
+        for what, v in (("expected", expected), ("upper", upper), ("lower", lower)):
+            if v is None:
+                continue
+            arr = as_float64(v, what, where)
             if arr.size != 1:
-                raise ClaimError(f"claim {self.id!r}, measurement {name!r}: {what} must be one number, "
-                                 f"got shape {arr.shape}")
-        targets = {what: arr.reshape(()) for what, arr in targets.items()}
+                raise ClaimError(f"{where}: {what} must be one number, got shape {arr.shape}")
+            targets[what] = arr.reshape(())
+        if tol is not None:
+            tol = check_tolerance_value(self.id, "tol", tol, where=f"measurement {name!r}")
+        conf = self._confidence(name, confidence)
+
+        def scalar(what: str, arr: np.ndarray) -> np.ndarray:
+            if arr.size != 1:
+                raise ClaimError(f"{where}: {what} must be one exponent, got shape {arr.shape}")
+            return arr.reshape(())
+
+        rv = self._rivals(name, rivals, scalar)
+        labels = (as_name(x_name, "x_name", where) if x_name is not None else "x",
+                  as_name(y_name, "y_name", where) if y_name is not None else "y")
         bad = self._nonfinite(name, "slope", x=xa, y=ya, **targets)
         if bad:
-            return self._record(bad)
+            return bad
         if log and (np.any(xa <= 0) or np.any(ya <= 0)):
-            v = xa[xa <= 0][0] if np.any(xa <= 0) else ya[ya <= 0][0]
-            return self._record(Measurement(
-                name=name, kind="slope", verdict=Verdict.ERROR, measured=None, predicted=expected,
-                gap=None, tolerance=tol, margin=None,
-                message=f"measurement {name!r}: a log-log slope needs positive x and y, got {float(v)!r}",
-            ))
+            v = xa[xa <= 0].ravel()[0] if np.any(xa <= 0) else ya[ya <= 0].ravel()[0]
+            return judge.error(name, "slope", f"a log-log slope needs positive x and y, got {float(v)!r}")
         if np.unique(xa).size < 2:
-            raise ClaimError(f"claim {self.id!r}, measurement {name!r}: slope needs at least two distinct x values")
-        if upper is not None and lower is not None and float(targets["lower"]) > float(targets["upper"]):
-            raise ClaimError(f"claim {self.id!r}, measurement {name!r}: lower={lower!r} exceeds upper={upper!r}")
-        conf = self._confidence(confidence)
-        fit = fit_slope(xa, ya, log=log, confidence=conf)
-        if not math.isfinite(fit.slope) or (
-            fit.n >= 3 and not (math.isfinite(fit.lo) and math.isfinite(fit.hi))
-        ):
-            return self._record(self._error(
-                name, "slope", f"the least-squares fit is not finite in float64 (slope {fit.slope!r}, "
-                f"interval [{fit.lo!r}, {fit.hi!r}]): the x values are too close together or the data "
-                f"too large; rescale x and y"))
-        lo_ok, hi_ok = -math.inf, math.inf
-        if expected is not None:
-            tol = _check(self.id, name, "tol", tol)
-            expected = float(targets["expected"])
-            lo_ok, hi_ok = expected - tol, expected + tol
-        if upper is not None:
-            upper = float(targets["upper"])
-            hi_ok = min(hi_ok, upper)
-        if lower is not None:
-            lower = float(targets["lower"])
-            lo_ok = max(lo_ok, lower)
-        verdict = _interval_verdict(fit.lo, fit.hi, lo_ok, hi_ok)
-        margin = min(fit.slope - lo_ok, hi_ok - fit.slope)
-        if expected is not None:
-            gap = abs(fit.slope - float(expected))
-            gap_ci = _abs_interval(fit.lo - float(expected), fit.hi - float(expected))
-            predicted = float(expected)
-        else:
-            predicted = float(upper) if upper is not None else float(lower)
-            gap = max(-margin, 0.0)
-            gap_ci = None
-        allowed = f"[{_fmt(lo_ok)}, {_fmt(hi_ok)}]"
-        msg = (f"{name}: fitted {'log-log ' if log else ''}slope {_fmt(fit.slope)}, {conf:.0%} CI "
-               f"[{_fmt(fit.lo)}, {_fmt(fit.hi)}] from {fit.n} points, allowed {allowed}: {verdict.value}")
-        return self._record(Measurement(
-            name=name, kind="slope", verdict=verdict, measured=fit.slope, predicted=predicted, gap=gap,
-            tolerance=(hi_ok - lo_ok) / 2 if math.isfinite(hi_ok - lo_ok) else None, margin=margin,
-            ci=(fit.lo, fit.hi), gap_ci=gap_ci, confidence=conf, n=fit.n, message=msg,
-            detail={"intercept": fit.intercept, "stderr": fit.stderr, "r2": fit.r2, "log": bool(log),
-                    "allowed": [lo_ok if math.isfinite(lo_ok) else None, hi_ok if math.isfinite(hi_ok) else None],
-                    "x": xa.tolist(), "y": ya.tolist()},
-        ))
+            raise ClaimError(f"{where}: slope needs at least two distinct x values, got {short(x)}")
+        if "upper" in targets and "lower" in targets and float(targets["lower"]) > float(targets["upper"]):
+            raise ClaimError(f"{where}: lower={lower!r} exceeds upper={upper!r}")
+        return judge.slope(name, xa, ya, expected=float(targets["expected"]) if "expected" in targets else None,
+                           tol=tol, upper=float(targets["upper"]) if "upper" in targets else None,
+                           lower=float(targets["lower"]) if "lower" in targets else None, log=bool(log),
+                           conf=conf, rivals={k: float(v) for k, v in rv.items()}, variables=labels)
 
-    @_quiet_floats
-    def samples(self, values, *, predicted, rtol=None, atol=None, confidence=None, name=None) -> Measurement:
-        """Judge a quantity measured over seeds by the confidence interval of its mean.
+    @_measurement("samples")
+    def samples(self, values, *, predicted, rtol=None, atol=None, confidence=None, axis=None, rivals=None,
+                name=None) -> Measurement:
+        """Judge a quantity measured over independent seeds by the confidence interval of its mean.
 
-        ``gap = |mean - predicted|`` ranges, over the interval, from ``gap_lo`` to ``gap_hi``.
-        HOLDS when ``gap_hi <= tolerance``, FAILS when ``gap_lo > tolerance``, INCONCLUSIVE
-        otherwise (too few seeds to decide). ``predicted`` may be a scalar or one value per sample
-        (paired differences).
+        ``values`` holds **one value per seed** (1-D). A 2-D array (seeds x points, say) is refused
+        unless ``axis`` names the seed axis: each seed's value is then the mean over the other
+        axes (stated in the measurement's detail), never thousands of correlated "samples".
+        ``predicted`` is a scalar, one value per seed (paired differences), or of ``values``'s full
+        shape (reduced like it). ``gap = |mean - predicted|`` ranges, over the interval, from
+        ``gap_lo`` to ``gap_hi``: HOLDS when ``gap_hi <= tolerance``, FAILS when
+        ``gap_lo > tolerance``, INCONCLUSIVE otherwise (too few seeds to decide). ``rivals``:
+        ``{name: prediction}`` shaped like ``predicted``, judged with the same interval.
         """
-        __tracebackhide__ = True  # pytest shows the claim's line, not the recorder's
-        name = self._name(name, "samples")
-        rtol, atol = self._tol(name, rtol, atol)
-        v = self._array(name, "values", values).ravel()
-        p = self._array(name, "predicted", predicted).ravel()
-        if p.size != 1 and p.size != v.size:
-            raise ClaimError(f"claim {self.id!r}, measurement {name!r}: {v.size} values but {p.size} predictions")
+        __tracebackhide__ = True
+        rtol, atol, default = self._tol(name, rtol, atol)
+        where = self._where(name)
+        v = as_float64(values, "values", where)
+        conf = self._confidence(name, confidence)
+        full_shape = v.shape
+        detail = {}
+        if axis is None:
+            if v.ndim > 1:
+                raise ClaimError(
+                    f"{where}: values has shape {v.shape}; samples() takes one value per independent seed (a "
+                    f"1-D array). Reduce it explicitly, or pass axis= (the seed axis: each seed's value is "
+                    f"then the mean over the other axes)")
+            v = v.reshape(-1)
+        else:
+            if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -v.ndim <= axis < v.ndim:
+                raise ClaimError(f"{where}: axis must be an integer axis of values (shape {v.shape}), got {axis!r}")
+            v = _per_seed(v, int(axis))
+            detail = {"reduced": f"values of shape {full_shape}: one value per seed along axis {int(axis)}, the "
+                                 f"mean over the other axes"}
+
+        def shaped(what: str, arr: np.ndarray) -> np.ndarray:
+            if arr.size == 1:
+                return arr.reshape(1)
+            if axis is not None and arr.shape == full_shape:
+                return _per_seed(arr, int(axis))
+            if arr.ndim == 1 and arr.size == v.size:
+                return arr
+            raise ClaimError(f"{where}: {v.size} values (one per seed) but {what} has shape {arr.shape}")
+
+        p = shaped("predicted", as_float64(predicted, "predicted", where))
+        rv = self._rivals(name, rivals, shaped)
         bad = self._nonfinite(name, "samples", values=v, predicted=p)
         if bad:
-            return self._record(bad)
-        conf = self._confidence(confidence)
-        diffs = v - p if p.size > 1 else v - p[0]
-        ci = mean_ci(diffs, conf)
-        if not np.all(np.isfinite(diffs)) or not math.isfinite(ci.mean) or (
-            ci.n >= 2 and not (math.isfinite(ci.lo) and math.isfinite(ci.hi))
-        ):
-            return self._record(self._error(
-                name, "samples", f"the mean or spread of values - predicted overflows float64 (mean "
-                f"{ci.mean!r}, interval [{ci.lo!r}, {ci.hi!r}]); rescale the quantities"))
-        pred = mean_of(p)  # the means of huge predictions must not overflow: an inf tolerance would HOLDS anything
-        tol = atol + rtol * mean_of(np.abs(p))
-        gap_lo, gap_hi = _abs_interval(ci.lo, ci.hi)
-        verdict = _interval_verdict(ci.lo, ci.hi, -tol, tol)
-        mean = pred + ci.mean
-        msg = (f"{name}: mean {_fmt(mean)} over {ci.n} samples vs predicted {_fmt(pred)}: gap "
-               f"{_fmt(abs(ci.mean))}, {conf:.0%} CI of the gap [{_fmt(gap_lo)}, {_fmt(gap_hi)}] vs "
-               f"tolerance {_fmt(tol)}: {verdict.value}")
-        if verdict is Verdict.INCONCLUSIVE:
-            msg += " (the interval straddles the tolerance: more samples needed)"
-        return self._record(Measurement(
-            name=name, kind="samples", verdict=verdict, measured=mean, predicted=pred, gap=abs(ci.mean),
-            tolerance=tol, margin=tol - abs(ci.mean), rtol=rtol, atol=atol,
-            ci=(pred + ci.lo, pred + ci.hi), gap_ci=(gap_lo, gap_hi), confidence=conf, n=ci.n, message=msg,
-            detail={"sem": ci.sem, "std": float(np.std(diffs, ddof=1)) if ci.n > 1 else None},
-        ))
+            return bad
+        return judge.samples(name, v, p, rtol, atol, conf, rv, default_tolerance=default, detail=detail)
 
     # ------------------------------------------------------------------ the verdict
     def finish(self, *, error: BaseException | None = None, skipped: str | None = None, **meta) -> ClaimResult:
-        """Close the claim: combine the measurements' verdicts with how the test ended."""
-        if skipped is not None:
+        """Close the claim: combine the measurements' verdicts with how the test ended.
+
+        - anything recorded after :meth:`seal` makes the claim ERROR;
+        - ``skipped`` (the test skipped itself, or called ``pytest.xfail``): SKIPPED, unless a
+          measurement already FAILS or ERRORs -- then that verdict stands;
+        - an exception other than ``ClaimFailed`` makes it ERROR; so does no measurement at all;
+        - otherwise the most severe measurement verdict; a ``ClaimFailed`` the test raised itself
+          turns a HOLDS or INCONCLUSIVE into FAILS.
+        """
+        ms = self.measurements
+        late = self.late
+        broken = [m for m in ms if m.verdict in (Verdict.FAILS, Verdict.ERROR)]
+        if late:
+            verdict = Verdict.ERROR
+            message = (f"recorded after the test returned: {', '.join(late[:5])}"
+                       f"{' ...' if len(late) > 5 else ''}; measurements must be recorded during the test")
+        elif skipped is not None and not broken:
             verdict, message = Verdict.SKIPPED, skipped
         elif error is not None and not isinstance(error, ClaimFailed):
             verdict = Verdict.ERROR
             message = f"{type(error).__name__}: {error}"
-        elif not self.measurements:
+        elif not ms:
             verdict, message = Verdict.ERROR, "claim recorded no measurement"
         else:
-            verdict = combine(m.verdict for m in self.measurements)
-            decisive = [m for m in self.measurements if m.verdict is verdict]
+            verdict = combine(m.verdict for m in ms)
+            decisive = [m for m in ms if m.verdict is verdict]
             message = decisive[0].message if decisive else ""
             if error is not None and verdict in (Verdict.HOLDS, Verdict.INCONCLUSIVE):
                 # the test itself raised ClaimFailed: the prediction is violated whatever was measured
                 verdict, message = Verdict.FAILS, str(error)
         meta.setdefault("nodeid", "")  # the plugin passes it; a notebook need not
+        meta.setdefault("settings", self.settings)
+        meta.setdefault("profile", self._profile)
         return ClaimResult(
-            id=self.id, verdict=verdict, message=message, seed=self.seed, measurements=list(self.measurements),
+            id=self.id, verdict=verdict, message=message, seed=self.seed, measurements=list(ms),
             stages=list(self.stages), artifacts=list(self.artifacts), **meta,
         )
 
 
-def _bool_inside(seq):
-    """The first boolean inside nested lists/tuples (or a boolean array among them), else None."""
-    stack = [seq]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, (list, tuple)):
-            stack.extend(reversed(v))
-        elif isinstance(v, (bool, np.bool_)) or (isinstance(v, np.ndarray) and v.dtype.kind == "b"):
-            return v
-    return None
+def _per_seed(a: np.ndarray, axis: int) -> np.ndarray:
+    """One value per index along ``axis``: the mean over every other axis."""
+    moved = np.moveaxis(a, axis, 0)
+    return moved.reshape(moved.shape[0], -1).mean(axis=1)
 
 
-def _is_real(x) -> bool:
-    """A real number that is not a boolean (Python, numpy or Decimal scalars)."""
-    if isinstance(x, (bool, np.bool_)):
-        return False
-    return isinstance(x, (numbers.Real, decimal.Decimal))
+def _plain(v, *, keep_nonfinite: bool = False):
+    """JSON-ready copy of ``v``: numpy scalars and arrays become Python numbers and lists.
 
-
-def _short(value, limit: int = 120) -> str:
-    """``repr(value)``, shortened in the middle when long (a message names the value, not all of it)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
-        return f"an integer of {value.bit_length()} bits (about {'-' if value < 0 else ''}1e{value.bit_length() * math.log10(2):.0f})"
-    try:
-        r = repr(value)
-    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
-        r = f"<{type(value).__name__}>"
-    return r if len(r) <= limit else f"{r[: limit - 40]} ... {r[-30:]}"
-
-
-def _check(claim_id: str, name: str, what: str, value) -> float:
-    try:
-        v = float("nan") if isinstance(value, (bool, np.bool_, str, bytes)) else float(value)
-    except (TypeError, ValueError, OverflowError):
-        v = float("nan")
-    if not math.isfinite(v) or v < 0:
-        raise ClaimError(f"claim {claim_id!r}, measurement {name!r}: {what} must be finite and >= 0, got {value!r}")
-    return v
-
-
-def _abs_interval(lo: float, hi: float) -> tuple[float, float]:
-    """The range of ``|d|`` for ``d`` in ``[lo, hi]``."""
-    if lo <= 0.0 <= hi:
-        return 0.0, max(-lo, hi)
-    return min(abs(lo), abs(hi)), max(abs(lo), abs(hi))
-
-
-def _interval_verdict(lo: float, hi: float, ok_lo: float, ok_hi: float) -> Verdict:
-    """HOLDS if [lo, hi] lies inside [ok_lo, ok_hi]; FAILS if it lies wholly outside; else INCONCLUSIVE.
-
-    An unbounded interval (one sample, two points) never HOLDS, even inside a tolerance that
-    overflowed float64 to inf.
+    Non-finite floats become ``None`` -- or, in tables (``keep_nonfinite``), the strings
+    ``"NaN"``, ``"inf"`` and ``"-inf"``, so that a NaN cell reads NaN rather than blank.
     """
-    if ok_lo <= lo and hi <= ok_hi and math.isfinite(lo) and math.isfinite(hi):
-        return Verdict.HOLDS
-    if hi < ok_lo or lo > ok_hi:
-        return Verdict.FAILS
-    return Verdict.INCONCLUSIVE
-
-
-def _plain(v):
-    """JSON-ready copy of ``v``: numpy scalars and arrays become Python numbers and lists."""
     if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
+        return {str(_plain(k)) if not isinstance(k, str) else k: _plain(x, keep_nonfinite=keep_nonfinite)
+                for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
+        return [_plain(x, keep_nonfinite=keep_nonfinite) for x in v]
     if isinstance(v, np.ndarray):
-        return _plain(v.tolist())
+        return _plain(v.tolist(), keep_nonfinite=keep_nonfinite)
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
-        return None
+        if not keep_nonfinite:
+            return None
+        return "NaN" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     return v
