@@ -24,24 +24,18 @@ CPU cores; ``paper`` is the published scale (a GPU). The network of the paper's 
     this (the k-th direction has decayed by e^-horizon). ``chunks``: checkpoints. ``seeds``:
     networks.
 
-Everything expensive is computed once per session by the fixtures below and cached through
-``ntk_cache`` under a key that names every input (settings, seeds, inputs, model) and a digest of
-this file, so an edit of the recipe never returns a stale value.
+Everything expensive is computed once per session by the computations below (``pytest_ntk.Suite``:
+cached under the settings they use, the base seed and a digest of this file).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-from pathlib import Path
 
 import numpy as np
-import pytest
 
+from pytest_ntk import Suite
 from pytest_ntk.verdicts import derive_seed
-
-SUITE = "jacot2018"
-RECIPE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 SETTINGS = {
     "quick": {
@@ -63,10 +57,8 @@ SETTINGS = {
 }
 
 
-@pytest.fixture(scope="session")
-def jacot_settings(ntk_profile) -> dict:
-    """The active profile's settings (``SETTINGS`` above, with pyproject overrides for ``jacot2018``)."""
-    return ntk_profile.pick(SETTINGS, suite=SUITE)
+suite = Suite("jacot2018", __file__, SETTINGS)
+settings, _record = suite.fixtures()
 
 
 # ---------------------------------------------------------------------------- claim (a)
@@ -93,12 +85,10 @@ def _convergence(settings: dict, base_seed: int) -> dict:
             "distances": np.stack(distances), "spreads": np.asarray(spreads)}
 
 
-@pytest.fixture(scope="session")
-def ntk_convergence(jacot_settings, ntk_seed, ntk_cache) -> dict:
-    """Relative distances of empirical NTKs to the analytic limit, (len(widths), seeds); cached."""
-    s = jacot_settings["convergence"]
-    key = {"suite": SUITE, "what": "ntk_convergence", "recipe": RECIPE, "settings": s, "seed": ntk_seed}
-    return ntk_cache.get_or_compute(key, lambda: _convergence(s, ntk_seed), name="jacot2018_convergence")
+@suite.computation(uses="convergence")
+def ntk_convergence(run) -> dict:
+    """Relative distances of empirical NTKs to the analytic limit, (len(widths), seeds)."""
+    return _convergence(run.settings["convergence"], run.base_seed)
 
 
 # ---------------------------------------------------------------------------- claim (c)
@@ -162,9 +152,7 @@ def _decay(settings: dict, base_seed: int) -> dict:
             "theta0": np.stack(thetas)}
 
 
-@pytest.fixture(scope="session")
-def residual_decay_runs(jacot_settings, ntk_seed, ntk_cache) -> dict:
-    """Residual trajectories of the trained networks and of their linearizations; cached."""
-    s = jacot_settings["decay"]
-    key = {"suite": SUITE, "what": "residual_decay", "recipe": RECIPE, "settings": s, "seed": ntk_seed}
-    return ntk_cache.get_or_compute(key, lambda: _decay(s, ntk_seed), name="jacot2018_decay")
+@suite.computation(uses="decay")
+def residual_decay_runs(run) -> dict:
+    """Residual trajectories of the trained networks and of their linearizations."""
+    return _decay(run.settings["decay"], run.base_seed)

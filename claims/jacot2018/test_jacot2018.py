@@ -86,8 +86,8 @@ PD_DOC = """
     ),
     expect="holds",
 )
-def test_ntk_positive_definite(claim, jacot_settings, activation):
-    s = jacot_settings["pd"]
+def test_ntk_positive_definite(claim, settings, activation):
+    s = settings["pd"]
     lam, bound = _pd_ratio(activation, s, claim.seed)
     claim.at_least(lam[0] / lam[-1], bound, name=f"lambda_min / lambda_max of the {activation} NTK Gram")
     claim.table("spectrum", ["activation", "lambda_min", "lambda_max", "lambda_min / lambda_max", "bound"],
@@ -105,8 +105,8 @@ def test_ntk_positive_definite(claim, jacot_settings, activation):
     ),
     expect="fails",
 )
-def test_ntk_positive_definite_identity_control(claim, jacot_settings):
-    s = jacot_settings["pd"]
+def test_ntk_positive_definite_identity_control(claim, settings):
+    s = settings["pd"]
     lam, bound = _pd_ratio("identity", s, claim.seed)
     rank = int(np.sum(lam > bound * lam[-1]))
     claim.table("spectrum", ["activation", "lambda_min", "lambda_max", "numerical rank", "dim + 1", "points"],

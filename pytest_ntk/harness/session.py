@@ -218,7 +218,8 @@ class NTKSession:
             recorder.seal()
             error, skipped, imperative_xfail = _outcome.classify(call, report)
             try:
-                meta["statement"] = format_statement(spec.id, spec.statement, recorder.settings, recorder.profile)
+                meta["statement"] = format_statement(spec.id, spec.statement, recorder.settings,
+                                                     recorder.profile or self.profile.name)
             except ClaimError as exc:
                 error, skipped = exc, None
             marked_xfail = hasattr(report, "wasxfail") and not imperative_xfail

@@ -10,6 +10,7 @@ repr), a literal id written like a parametrized one, or one id used by two test 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,21 +176,36 @@ def xfail_reason(item: pytest.Item) -> str | None:
     return str(marker.kwargs.get("reason", "")) or "xfail"
 
 
-def format_statement(claim_id: str, statement: str, settings: dict[str, dict], profile: str | None) -> str:
-    """A statement with ``{setting}`` fields filled from the settings the claim ran with.
+_FIELD = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
 
-    ``{profile}`` is the active profile's name; ``{widths}`` (or ``{convergence[widths]}`` for a
-    nested setting) a setting of the claim's suite. A statement without braces is returned as is;
-    one naming a setting the run does not have is a :class:`ClaimError` naming it.
+
+def format_statement(claim_id: str, statement: str, settings: dict[str, dict], profile: str | None) -> str:
+    """A statement with ``${setting}`` fields filled from the settings the claim ran with.
+
+    ``${profile}`` is the active profile's name; ``${widths}`` (or ``${convergence.widths}`` for a
+    nested setting) a setting of the claim's suite. ``$``-braces were chosen because statements
+    are full of mathematical braces (``e^{-lambda t}``, ``{1, 2}``), which stay as written. A
+    field naming a setting the run does not have is a :class:`ClaimError` naming it.
     """
-    if "{" not in statement:
+    if "${" not in statement:
         return statement
     values: dict[str, Any] = {}
     for suite_settings in settings.values():
         values.update(suite_settings)
     values["profile"] = profile or "?"
-    try:
-        return statement.format_map(values)
-    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
-        raise ClaimError(f"claim {claim_id!r}: its statement names {exc!s} in braces, which is not a setting of "
-                         f"this run (settings: {sorted(values)}); write literal braces as {{{{ and }}}}") from None
+
+    def lookup(match: re.Match) -> str:
+        value: Any = values
+        for part in match.group(1).split("."):
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            elif isinstance(value, (list, tuple)) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                raise ClaimError(f"claim {claim_id!r}: its statement names ${{{match.group(1)}}}, which is not a "
+                                 f"setting of this run (settings: {sorted(values)})")
+        if isinstance(value, (list, tuple)):
+            return ", ".join(str(v) for v in value)
+        return str(value)
+
+    return _FIELD.sub(lookup, statement)

@@ -32,9 +32,10 @@ and a claim asks for ``kernels`` (and ``settings``) as for any fixture.
   code. A computation that takes arguments besides ``run`` becomes a fixture whose value is a
   function of those arguments (each combination cached on its own).
 - **Statements that follow the profile.** Each claim of the suite records the settings it ran
-  with (the JSON report's ``settings``); its marker's ``statement`` may name them in braces --
-  ``"... at widths {widths} ({profile} profile) ..."`` -- and the report shows the statement with
-  the active profile's values, never a hard-coded profile.
+  with (the JSON report's ``settings``); its marker's ``statement`` may name them as
+  ``${widths}`` or ``${convergence.widths}`` -- ``"... at widths ${widths} (${profile} profile)"``
+  -- and the report shows the statement with the active profile's values, never a hard-coded
+  profile (mathematical braces such as ``e^{-lambda t}`` stay as written).
 """
 
 from __future__ import annotations
