@@ -684,3 +684,38 @@ def test_rivals_in_the_reports():
     page = html.render(report)
     assert "rival: wrong" in page and "ruled out" in page and "not ruled out" in page
     assert baseline.entries(report)[CLAIM]["rivals"] == {"close": "HOLDS", "wrong": "FAILS"}
+
+
+# ---------------------------------------------------------------------------- interval estimates
+def test_interval_against_a_bound_and_a_prediction():
+    assert recorder().interval(0.04, (0.03, 0.045), upper=0.05).verdict is Verdict.HOLDS
+    assert recorder().interval(0.06, (0.048, 0.078), upper=0.05).verdict is Verdict.INCONCLUSIVE
+    with pytest.raises(ClaimFailed):
+        recorder().interval(0.09, (0.08, 0.1), upper=0.05)
+    m = recorder().interval(1.0, (0.99, 1.01), predicted=1.0, rtol=0.05, rivals={"wrong": 1.5})
+    assert m.verdict is Verdict.HOLDS and m.rivals[0].ruled_out and m.kind == "interval"
+
+
+def test_extrapolated_fit_carries_its_uncertainty():
+    from pytest_ntk.verdicts import fit_slope
+
+    rng = np.random.default_rng(3)
+    x = np.repeat([128.0, 512.0, 2048.0], 4)
+    y = 3 * x**-0.3 * np.exp(rng.normal(0, 0.1, x.size))
+    fit = fit_slope(x, y, log=True, confidence=0.95)
+    est, lo, hi = fit.mean_at(1e4)
+    near_lo, near_hi = fit.mean_at(512.0)[1:]
+    assert lo < est < hi and (hi - lo) / est > (near_hi - near_lo) / fit.mean_at(512.0)[0]  # wider far away
+    m = recorder().interval(est, (lo, hi), upper=est * 1.01, how="fit extrapolated")
+    assert m.verdict is Verdict.INCONCLUSIVE and "fit extrapolated" in m.message
+
+
+def test_interval_refuses_bad_input():
+    for kwargs, word in ((dict(estimate=1.0, ci=(1.1, 1.2), upper=2.0), "does not contain"),
+                         (dict(estimate=1.0, ci=(0.9,), upper=2.0), "pair"),
+                         (dict(estimate=1.0, ci=(0.9, 1.1)), "either predicted"),
+                         (dict(estimate=1.0, ci=(0.9, 1.1), upper=2.0, atol=0.1), "bounds")):
+        rec = recorder()
+        with pytest.raises(ClaimError, match=word):
+            rec.interval(**kwargs)
+        assert rec.finish().verdict is Verdict.ERROR

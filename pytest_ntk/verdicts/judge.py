@@ -31,7 +31,7 @@ import numpy as np
 from .model import Measurement, Rival, Verdict
 from .stats import fit_slope, mean_ci, mean_of
 
-__all__ = ["close", "bound", "samples", "slope", "interval_verdict", "abs_interval", "fmt"]
+__all__ = ["close", "bound", "samples", "slope", "interval", "interval_verdict", "abs_interval", "fmt"]
 
 
 def fmt(x) -> str:
@@ -251,6 +251,50 @@ def slope(name: str, x: np.ndarray, y: np.ndarray, *, expected: float | None, to
                 "allowed": [lo_ok if math.isfinite(lo_ok) else None, hi_ok if math.isfinite(hi_ok) else None],
                 "x": xa.tolist(), "y": ya.tolist(), "x_name": variables[0], "y_name": variables[1]},
         rivals=tuple(judged), warnings=tuple(warnings))
+
+
+# ---------------------------------------------------------------------------- interval
+def interval(name: str, estimate: float, lo: float, hi: float, *, predicted: float | None, rtol: float, atol: float,
+             upper: float | None, lower: float | None, conf: float, rivals: dict[str, float], how: str = "",
+             default_tolerance: bool = False) -> Measurement:
+    """An ``interval`` measurement: an estimate with a confidence interval the claim computed.
+
+    Against ``predicted``: HOLDS when ``[lo, hi]`` lies within ``predicted +- (atol + rtol |predicted|)``,
+    FAILS when it lies wholly outside, else INCONCLUSIVE (rivals: the same band around each). Against
+    bounds: HOLDS when ``[lo, hi]`` lies within them, FAILS when wholly beyond one, else INCONCLUSIVE.
+    """
+    if predicted is not None:
+        tol = atol + rtol * abs(predicted)
+        ok_lo, ok_hi = predicted - tol, predicted + tol
+    else:
+        ok_lo = lower if lower is not None else -math.inf
+        ok_hi = upper if upper is not None else math.inf
+        tol = None
+    verdict = interval_verdict(lo, hi, ok_lo, ok_hi)
+    margin = min(estimate - ok_lo, ok_hi - estimate)
+    ref = predicted if predicted is not None else (upper if upper is not None else lower)
+    gap = abs(estimate - predicted) if predicted is not None else max(-margin, 0.0)
+    gap_ci = abs_interval(lo - predicted, hi - predicted) if predicted is not None else None
+    msg = (f"{name}: estimate {fmt(estimate)}, {conf:.0%} CI [{fmt(lo)}, {fmt(hi)}]"
+           f"{' (' + how + ')' if how else ''}, allowed [{fmt(ok_lo)}, {fmt(ok_hi)}]: {verdict.value}")
+    if verdict is Verdict.INCONCLUSIVE:
+        msg += " (the interval straddles the allowed range: the data do not decide)"
+    judged = []
+    for rname, r in rivals.items():
+        rtol_ = atol + rtol * abs(r) if predicted is not None else 0.0
+        rv = interval_verdict(lo, hi, r - rtol_, r + rtol_)
+        rlo, rhi = abs_interval(lo - r, hi - r)
+        judged.append(Rival(rname, r, rv, abs(estimate - r), rtol_, rtol_ - abs(estimate - r), (rlo, rhi),
+                            message=f"rival {rname!r} predicts {fmt(r)}: the CI "
+                                    f"{'excludes' if rv is Verdict.FAILS else 'meets'} [{fmt(r - rtol_)}, {fmt(r + rtol_)}]"))
+    verdict, msg = _with_rivals(verdict, msg, judged)
+    return Measurement(name=name, kind="interval", verdict=verdict, measured=estimate, predicted=ref, gap=gap,
+                       tolerance=tol if tol is not None else ((ok_hi - ok_lo) / 2 if math.isfinite(ok_hi - ok_lo) else None),
+                       margin=margin, rtol=rtol if predicted is not None else None,
+                       atol=atol if predicted is not None else None, ci=(lo, hi), gap_ci=gap_ci, confidence=conf,
+                       message=msg, detail={"how": how, "allowed": [ok_lo if math.isfinite(ok_lo) else None,
+                                                                    ok_hi if math.isfinite(ok_hi) else None]},
+                       rivals=tuple(judged), default_tolerance=default_tolerance)
 
 
 # ---------------------------------------------------------------------------- errors

@@ -473,12 +473,7 @@ class ClaimRecorder:
             tol = check_tolerance_value(self.id, "tol", tol, where=f"measurement {name!r}")
         conf = self._confidence(name, confidence)
 
-        def scalar(what: str, arr: np.ndarray) -> np.ndarray:
-            if arr.size != 1:
-                raise ClaimError(f"{where}: {what} must be one exponent, got shape {arr.shape}")
-            return arr.reshape(())
-
-        rv = self._rivals(name, rivals, scalar)
+        rv = self._rivals(name, rivals, functools.partial(_one_number, where))
         labels = (as_name(x_name, "x_name", where) if x_name is not None else "x",
                   as_name(y_name, "y_name", where) if y_name is not None else "y")
         bad = self._nonfinite(name, "slope", x=xa, y=ya, **targets)
@@ -547,6 +542,59 @@ class ClaimRecorder:
             return bad
         return judge.samples(name, v, p, rtol, atol, conf, rv, default_tolerance=default, detail=detail)
 
+    @_measurement("interval")
+    def interval(self, estimate, ci, *, predicted=None, rtol=None, atol=None, upper=None, lower=None,
+                 confidence=None, rivals=None, how: str = "", name=None) -> Measurement:
+        """Judge an estimate by a confidence interval the claim computed itself (``ci = (lo, hi)``).
+
+        For quantities that are neither a mean over seeds nor a fitted slope: a fitted line
+        extrapolated with its uncertainty (:meth:`pytest_ntk.verdicts.stats.SlopeFit.mean_at`), a
+        bootstrap interval, a propagated error. ``confidence`` is the interval's coverage (recorded;
+        default the claim's). Against ``predicted`` (with ``rtol``/``atol``, default the claim's
+        tolerance): HOLDS when the whole interval lies within the tolerance band, FAILS when it lies
+        wholly outside, INCONCLUSIVE otherwise. Against ``upper``/``lower``: the same with the
+        bounds. ``rivals``: ``{name: value}`` judged with the same band (points, against bounds).
+        ``how`` says in words how the interval was obtained (shown in the reports).
+        """
+        __tracebackhide__ = True
+        where = self._where(name)
+        est = as_float64(estimate, "estimate", where)
+        if est.size != 1:
+            raise ClaimError(f"{where}: estimate must be one number, got shape {est.shape}")
+        if isinstance(ci, (str, bytes)) or not hasattr(ci, "__len__") or len(ci) != 2:
+            raise ClaimError(f"{where}: ci must be a pair (lo, hi), got {short(ci)}")
+        lo, hi = (as_float64(v, what, where).reshape(-1) for v, what in zip(ci, ("ci lo", "ci hi")))
+        if lo.size != 1 or hi.size != 1:
+            raise ClaimError(f"{where}: ci must be two numbers, got {short(ci)}")
+        if (predicted is None) == (upper is None and lower is None):
+            raise ClaimError(f"{where}: interval needs either predicted=... or bounds (upper=/lower=), not both")
+        if predicted is None and (rtol is not None or atol is not None):
+            raise ClaimError(f"{where}: rtol/atol apply to predicted=..., not to bounds")
+        rtol_, atol_, default = self._tol(name, rtol, atol)
+        conf = self._confidence(name, confidence)
+        targets = {what: as_float64(v, what, where).reshape(-1) for what, v in
+                   (("predicted", predicted), ("upper", upper), ("lower", lower)) if v is not None}
+        for what, arr in targets.items():
+            if arr.size != 1:
+                raise ClaimError(f"{where}: {what} must be one number, got shape {arr.shape}")
+        rv = self._rivals(name, rivals, functools.partial(_one_number, where))
+        e, l, h = float(est.reshape(())), float(lo[0]), float(hi[0])
+        if not math.isfinite(e) or math.isnan(l) or math.isnan(h):
+            return judge.error(name, "interval", f"the estimate {e!r} or its interval [{l!r}, {h!r}] is not a number")
+        bad = self._nonfinite(name, "interval", **targets)
+        if bad:
+            return bad
+        if not l <= e <= h:
+            raise ClaimError(f"{where}: the interval [{l!r}, {h!r}] does not contain the estimate {e!r}")
+        if "upper" in targets and "lower" in targets and targets["lower"][0] > targets["upper"][0]:
+            raise ClaimError(f"{where}: lower={lower!r} exceeds upper={upper!r}")
+        return judge.interval(name, e, l, h, predicted=float(targets["predicted"][0]) if "predicted" in targets else None,
+                              rtol=rtol_, atol=atol_,
+                              upper=float(targets["upper"][0]) if "upper" in targets else None,
+                              lower=float(targets["lower"][0]) if "lower" in targets else None, conf=conf,
+                              rivals={k: float(v) for k, v in rv.items()}, how=str(how),
+                              default_tolerance=default and predicted is not None)
+
     # ------------------------------------------------------------------ the verdict
     def finish(self, *, error: BaseException | None = None, skipped: str | None = None, **meta) -> ClaimResult:
         """Close the claim: combine the measurements' verdicts with how the test ended.
@@ -586,6 +634,12 @@ class ClaimRecorder:
             id=self.id, verdict=verdict, message=message, seed=self.seed, measurements=list(ms),
             stages=list(self.stages), artifacts=list(self.artifacts), **meta,
         )
+
+
+def _one_number(where: str, what: str, arr: np.ndarray) -> np.ndarray:
+    if arr.size != 1:
+        raise ClaimError(f"{where}: {what} must be one number, got shape {arr.shape}")
+    return arr.reshape(())
 
 
 def _per_seed(a: np.ndarray, axis: int) -> np.ndarray:

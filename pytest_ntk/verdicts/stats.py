@@ -211,6 +211,33 @@ class SlopeFit:
     confidence: float
     log: bool
     r2: float
+    x_mean: float = math.nan
+    sxx: float = math.nan
+    resid_sd: float = math.nan
+
+    def mean_at(self, x0: float, confidence: float | None = None) -> tuple[float, float, float]:
+        """The fitted line at ``x0`` with the Student-t interval of the fitted mean there.
+
+        ``yhat = a + s X0`` (``X0 = log x0`` with ``log``) and ``se = sigma sqrt(1/n + (X0 - Xbar)^2 / Sxx)``
+        with ``sigma^2 = RSS / (n - 2)``: the uncertainty of both fitted parameters carried to
+        ``x0`` -- it grows with the distance of ``x0`` from the data, so an extrapolation is as
+        uncertain as the data make it. Returns ``(yhat, lo, hi)``, exponentiated back to ``y``'s
+        units with ``log`` (then ``yhat`` is the fitted geometric mean at ``x0``).
+        """
+        c = self.confidence if confidence is None else confidence
+        X0 = math.log(x0) if self.log else float(x0)
+        yhat = self.intercept + self.slope * X0
+        if self.n < 3 or not (math.isfinite(self.sxx) and self.sxx > 0 and math.isfinite(self.resid_sd)):
+            lo, hi = -math.inf, math.inf
+        else:
+            se = self.resid_sd * math.sqrt(1.0 / self.n + (X0 - self.x_mean) ** 2 / self.sxx)
+            half = t_quantile(0.5 + c / 2.0, self.n - 2) * se
+            lo, hi = yhat - half, yhat + half
+        if self.log:
+            with np.errstate(over="ignore"):
+                return math.exp(yhat), (math.exp(lo) if math.isfinite(lo) else 0.0), (
+                    math.exp(hi) if math.isfinite(hi) else math.inf)
+        return yhat, lo, hi
 
 
 def fit_slope(x, y, *, log: bool, confidence: float) -> SlopeFit:
@@ -237,8 +264,10 @@ def fit_slope(x, y, *, log: bool, confidence: float) -> SlopeFit:
         resid = v - b * u
         rss, tss = float((resid * resid).sum()), float((v * v).sum())
         r2 = 1.0 - rss / tss if tss > 0 else 1.0
+        sxx = suu * sx * sx
         if n < 3:
-            return SlopeFit(slope, intercept, -math.inf, math.inf, math.inf, n, confidence, log, r2)
+            return SlopeFit(slope, intercept, -math.inf, math.inf, math.inf, n, confidence, log, r2, xm, sxx)
         stderr = math.sqrt(rss / (n - 2) / suu) * ratio
+        resid_sd = math.sqrt(rss / (n - 2)) * sy
         half = t_quantile(0.5 + confidence / 2.0, n - 2) * stderr
-    return SlopeFit(slope, intercept, slope - half, slope + half, stderr, n, confidence, log, r2)
+    return SlopeFit(slope, intercept, slope - half, slope + half, stderr, n, confidence, log, r2, xm, sxx, resid_sd)
