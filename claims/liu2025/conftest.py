@@ -60,15 +60,14 @@ instead of 50. ``paper`` is the published protocol unchanged (sized for a GPU).
 
 from __future__ import annotations
 
-import hashlib
 import math
-from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pytest_ntk import Suite
+from pytest_ntk.science.models import Centred, rms
 from pytest_ntk.science.numerics import single_threaded_blas
 
 SETTINGS = {
@@ -99,37 +98,28 @@ SUITE = "liu2025"
 VARIANTS = ("published", "all_points", "full_batch", "centred", "ensemble")
 FORMS = ("published", "corrected")
 
-# Part of every cache key: an edit of this file invalidates everything computed from it.
-_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+suite = Suite(SUITE, __file__, SETTINGS, single_threaded_blas=True)
+settings, _record = suite.fixtures()
 
 
-# ============================================================================ collection
-def _collection_settings(config) -> dict:
-    """The active profile's settings at collection time (the plugin resolves the same profile).
-
-    ``liu2025.equivalence`` is parametrized over the profile's widths, before any fixture exists.
-    """
-    from pytest_ntk.harness.profiles import load_profiles
-
-    name = config.getoption("ntk_profile") or config.getini("ntk_profile") or "quick"
-    profiles = load_profiles(Path(config.rootpath) / "pyproject.toml")
-    return profiles[name].pick(SETTINGS, suite=SUITE)
+@pytest.fixture(scope="session")
+def liu2025(request) -> "Audit":
+    """The suite's shared, cached computations (:class:`Audit`). Claims call its methods inside
+    ``claim.stage(...)``: the first call computes (or reads the disk cache), later ones hit memory."""
+    return Audit(suite.run(request.config))
 
 
 def pytest_generate_tests(metafunc):
+    """``liu2025.equivalence`` is parametrized over the active profile's widths (at collection)."""
     marker = metafunc.definition.get_closest_marker("claim")
     if marker is None or not marker.args:
         return
     if marker.args[0] == "liu2025.equivalence" and "width" in metafunc.fixturenames:
-        s = _collection_settings(metafunc.config)
+        s = suite.settings_for(metafunc.config)
         metafunc.parametrize("width", [*s["eq_widths"], "trend"])
 
 
 # ============================================================================ helpers
-def rms(a, axis=None):
-    """Root mean square (the paper's RMSE when ``a`` is a residual)."""
-    a = np.asarray(a, np.float64)
-    return np.sqrt(np.mean(a * a, axis=axis))
 
 
 def cholesky_regression(k_full, trial) -> tuple[float, float]:
@@ -158,74 +148,29 @@ def cholesky_regression(k_full, trial) -> tuple[float, float]:
     return float(rms(trial.y_test - ks @ alpha)), float(cond)
 
 
-@dataclass(frozen=True)
-class Centred:
-    """``g(p, x) = f(p["theta"], x) - f(p["theta0"], x)``: a network minus its own initial function.
-
-    ``theta0`` sits behind ``jax.lax.stop_gradient``, so its gradient is zero and it never moves;
-    trained from ``theta = theta0`` this is the network trained with centred outputs: ``g`` starts at
-    exactly 0 and its gradient, hence its NTK, is the network's. (Equivalently: the plain network
-    trained on the targets ``y + f(theta0)``.) Hashable with ``init``/``apply``, for
-    :func:`pytest_ntk.science.train.train`; pass the initial parameters explicitly (:func:`centred_params`).
-    """
-
-    net: object  # a FullyConnected
-
-    def init(self, key, in_dim, dtype=None):
-        import jax.numpy as jnp
-
-        p = self.net.init(key, in_dim, dtype or jnp.float32)
-        return {"theta": p, "theta0": p}
-
-    def apply(self, p, x):
-        import jax
-
-        return self.net.apply(p["theta"], x) - jax.lax.stop_gradient(self.net.apply(p["theta0"], x))
-
-    def describe(self):
-        return {"kind": "Centred", "net": self.net.describe()}
-
-
-def centred_params(net, seeds, in_dim, dtype):
-    """Initial parameters of :class:`Centred` stacked over ``seeds``: ``theta = theta0`` = the
-    network's own initialisation ``net.init(PRNGKey(seed))`` (what :func:`pytest_ntk.science.train.train`
-    draws for the plain network with the same seed). :func:`train` copies every leaf."""
-    import jax
-
-    keys = jax.numpy.stack([jax.random.PRNGKey(int(s)) for s in seeds])
-    p = jax.jit(jax.vmap(lambda k: net.init(k, in_dim, dtype)))(keys)
-    return {"theta": p, "theta0": p}
-
-
 # ============================================================================ the audit's computations
 class Audit:
     """The suite's shared computations, each cached (``ntk_cache``) under a key of everything it depends on."""
 
-    def __init__(self, settings: dict, cache, base_seed: int, profile: str):
+    def __init__(self, run):
+        settings = run.settings
         if settings["gd_trials"] > settings["nn_trials"]:
             raise ValueError(f"liu2025 settings: gd_trials={settings['gd_trials']} must be <= "
                              f"nn_trials={settings['nn_trials']} (the variants share the published networks)")
         if settings["reference_trials"] > settings["trials"] or settings["nn_trials"] > settings["trials"]:
             raise ValueError("liu2025 settings: reference_trials and nn_trials must be <= trials")
+        self.run = run
         self.s = settings
-        self.cache = cache
-        self.base_seed = int(base_seed)
-        self.profile = profile
+        self.base_seed = run.base_seed
+        self.profile = run.profile
 
     def cached(self, key, compute, name: str):
-        """``ntk_cache.get_or_compute`` with the computation's dense linear algebra on one BLAS thread."""
-
-        def run():
-            with single_threaded_blas():
-                return compute()
-
-        return self.cache.get_or_compute(key, run, name=name)
+        """``run.cached``: the run's cache, the computation's dense linear algebra on one BLAS thread."""
+        return self.run.cached(key, compute, name=name.removeprefix(f"{SUITE}_"))
 
     # ------------------------------------------------------------------ seeds and data
     def _seed(self, stream: str, i: int) -> int:
-        from pytest_ntk.verdicts import derive_seed
-
-        return derive_seed(self.base_seed, f"{SUITE}/{stream}", i)
+        return self.run.seed(stream, i)
 
     @cached_property
     def trial_seeds(self) -> list[int]:
@@ -255,7 +200,7 @@ class Audit:
         return math.floor(self.s["n_train"] * (1.0 - self.s["validation_split"]))
 
     def _key(self, what: str, **extra) -> dict:
-        return {"suite": SUITE, "code": _CODE, "what": what, "data": self.data_spec, **extra}
+        return self.run.key(what, data=self.data_spec, **extra)
 
     def net(self, depth: int, width: int | None = None):
         from pytest_ntk.science.nets import FullyConnected
@@ -386,7 +331,7 @@ class Audit:
             single = train.train(model, tr.x_train, tr.y_train, seeds=seeds[:1], steps=steps, lr=lr,
                                  x_eval=tr.x_test, record_every=rec, dtype=dtype)
             centred = train.train(Centred(model), tr.x_train, tr.y_train, seeds=seeds, steps=steps, lr=lr,
-                                  params=centred_params(model, seeds, s["d"], dtype), x_eval=tr.x_test,
+                                  params=Centred(model).stacked_params(seeds, s["d"], dtype), x_eval=tr.x_test,
                                   record_every=rec, dtype=dtype)
             if np.any(centred.f0_train != 0) or np.any(centred.f0_test != 0):
                 raise AssertionError("the centred network does not start at exactly 0")
@@ -497,7 +442,8 @@ class Audit:
             plain = train.train(model, x, y, seeds=seeds, steps=steps, lr=lr, x_eval=tr.x_test,
                                 record_every=rec, dtype=dtype)
             cen = train.train(Centred(model), x, y, seeds=seeds, steps=steps, lr=lr, x_eval=tr.x_test,
-                              params=centred_params(model, seeds, s["d"], dtype), record_every=rec, dtype=dtype)
+                              params=Centred(model).stacked_params(seeds, s["d"], dtype), record_every=rec,
+                              dtype=dtype)
             if np.any(cen.f0_train != 0) or np.any(cen.f0_test != 0):
                 raise AssertionError("the centred network does not start at exactly 0")
             t = lr * steps
@@ -566,17 +512,3 @@ def _trial(seed: int, n: int, d: int, n_train: int):
     # cached computation or outside), or warm and cold runs would differ in the last bits
     with single_threaded_blas():
         return data.liu2025_sphere(seed, n, d, n_train, as_published=True)
-
-
-# ============================================================================ fixtures
-@pytest.fixture(scope="session")
-def liu2025_settings(ntk_profile) -> dict:
-    """The active profile's row of :data:`SETTINGS`."""
-    return ntk_profile.pick(SETTINGS, suite=SUITE)
-
-
-@pytest.fixture(scope="session")
-def liu2025(liu2025_settings, ntk_cache, ntk_seed, ntk_profile) -> Audit:
-    """The suite's shared, cached computations (:class:`Audit`). Claims call its methods inside
-    ``claim.stage(...)``: the first call computes (or reads the disk cache), later ones hit memory."""
-    return Audit(liu2025_settings, ntk_cache, ntk_seed, ntk_profile.name)

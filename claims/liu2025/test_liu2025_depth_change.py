@@ -40,8 +40,8 @@ SOURCE = ("arXiv:2501.10929, abstract claim 2 and Sec. 4 (table: NN1 vs NN2 agai
 )
 @pytest.mark.parametrize("form", ["published", "corrected"])
 @pytest.mark.parametrize("kernel", ["NTKA", "NTKJ", "NTKB"])
-def test_depth_change(claim, liu2025, liu2025_settings, kernel, form):
-    T = liu2025_settings["nn_trials"]
+def test_depth_change(claim, liu2025, settings, kernel, form):
+    T = settings["nn_trials"]
     with claim.stage("kernel rows"):
         kr = liu2025.kernel_rmse()[form]
     with claim.stage("networks (SGD, published protocol)"):

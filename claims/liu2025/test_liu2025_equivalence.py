@@ -59,9 +59,9 @@ QUICK = ("Quick profile: 200 of trial 0's 670 training points (paper: all 670), 
     ),
     expect="fails",
 )
-def test_equivalence(claim, liu2025, liu2025_settings, width):
+def test_equivalence(claim, liu2025, settings, width):
     # ``width`` is parametrized from the profile's eq_widths plus "trend" (conftest.pytest_generate_tests)
-    s = liu2025_settings
+    s = settings
     if width != "trend":
         with claim.stage(f"train width {width} and predict"):
             r = liu2025.equivalence(width)

@@ -54,8 +54,8 @@ NETWORK_KERNELS = ("GP1", "GP2", "NTKA1", "NTKA2", "NTKJ1", "NTKJ2", "NTKB1", "N
 )
 @pytest.mark.parametrize("form", ["published", "corrected"])
 @pytest.mark.parametrize("kernel", NETWORK_KERNELS)
-def test_kernel_is_limit(claim, liu2025, liu2025_settings, kernel, form):
-    s = liu2025_settings
+def test_kernel_is_limit(claim, liu2025, settings, kernel, form):
+    s = settings
     depth = int(kernel[-1])
     kind = "nngp" if kernel.startswith("GP") else "ntk"
     k_paper = liu2025.paper_kernel(kernel, form)

@@ -69,7 +69,7 @@ DESCRIPTION = {
 )
 @pytest.mark.parametrize("prediction", ["regression", "same_training"])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_protocol(claim, liu2025, liu2025_settings, variant, prediction):
+def test_protocol(claim, liu2025, settings, variant, prediction):
     with claim.stage("train every variant and predict (shared)"):
         p = liu2025.protocol()
     nn, kt, kinf = p["nn"][variant], p["kt"][variant], p["kinf"]

@@ -107,8 +107,8 @@ def reference_rmse(trial) -> dict[str, float]:
     ),
     expect="holds",
 )
-def test_table(claim, liu2025, liu2025_settings):
-    s = liu2025_settings
+def test_table(claim, liu2025, settings):
+    s = settings
     from pytest_ntk.science.kernels.liu2025 import KERNEL_NAMES
 
     with claim.stage("kernel rows (engine, 50 trials, both forms)"):
