@@ -462,14 +462,11 @@ def test_garbage_file_warns_and_recomputes(tmp_path):
 
 # ---------------------------------------------------------------------------- processes
 CONTENDER = """
-import importlib.util, json, os, sys, time
+import json, os, sys, time
 from pathlib import Path
 import numpy as np
 
-# pytest_ntk.science.cache, loaded from its file: the child skips the package's other imports (scipy) to start fast
-spec = importlib.util.spec_from_file_location("ntk_cache_under_test", sys.argv[1])
-cache_module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cache_module)
+import pytest_ntk.science.cache as cache_module  # pure Python and numpy: the child starts fast
 directory, log, rendezvous, me = sys.argv[2], sys.argv[3], Path(sys.argv[4]), sys.argv[5]
 
 def compute():

@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..report import baseline as _baseline
-from ..report.publish import Options
-from ..verdicts import SEED_RANGE
-from ..verdicts.model import CONFIDENCE_RANGE
+from ..verdicts.model import CONFIDENCE_RANGE, SEED_RANGE
 
 __all__ = ["tolerance_option", "base_seed", "output_path", "check_outputs", "publish_options", "scope",
            "cache_directory"]
@@ -120,8 +117,11 @@ _NARROWING = (("keyword", "-k"), ("markexpr", "-m"), ("deselect", "--deselect"),
               ("stepwise", "--sw"), ("ignore", "--ignore"), ("ignore_glob", "--ignore-glob"))
 
 
-def scope(config) -> _baseline.Scope:
-    """The run's scope: its path arguments as rootdir-relative node-id prefixes, and any narrowing option."""
+def scope(config):
+    """The run's scope (a :class:`~pytest_ntk.report.baseline.Scope`): its path arguments as
+    rootdir-relative node-id prefixes, and any narrowing option."""
+    from ..report import baseline as _baseline  # loaded at the end of the run, not with the plugin
+
     narrowed = []
     for dest, flag in _NARROWING:
         value = getattr(config.option, dest, None)
@@ -142,8 +142,10 @@ def scope(config) -> _baseline.Scope:
     return _baseline.Scope(paths=tuple(paths) if paths else None, narrowed_by=tuple(narrowed))
 
 
-def publish_options(config) -> Options:
-    """What the run publishes at its end (:func:`pytest_ntk.report.publish.run`)."""
+def publish_options(config):
+    """What the run publishes at its end (:class:`pytest_ntk.report.publish.Options`)."""
+    from ..report.publish import Options
+
     options = Options(
         html=output_path(config, "ntk_html"),
         markdown=output_path(config, "ntk_markdown"),

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from ..report import jsonreport, runinfo, terminal
-from ..verdicts import ClaimError, ClaimRecorder, ClaimResult, Tolerance, Verdict, breaks_run
+from ..verdicts import ClaimError, ClaimResult, Tolerance, Verdict, breaks_run
 from . import options as _options
 from . import outcome as _outcome
 from .profiles import Profile, ProfileError, load_profiles
@@ -88,7 +88,7 @@ class NTKSession:
         self.results: dict[str, dict[str, Any]] = {}  # nodeid -> ClaimResult dict, in arrival order
         self.pending: dict[str, dict[str, Any]] = {}  # nodeid -> claim metadata of a started claim
         self.collected: dict[str, dict[str, Any]] = {}  # nodeid -> claim metadata of every collected claim
-        self.recorders: dict[str, ClaimRecorder] = {}  # nodeid -> recorder (this process's claims)
+        self.recorders: dict[str, Any] = {}  # nodeid -> ClaimRecorder of this process
         self.duplicate_errors: dict[str, str] = {}
         self.late_errors: dict[str, str] = {}  # nodeid -> message, from workers (after their claims ended)
         self.interrupted = False
@@ -173,7 +173,7 @@ class NTKSession:
         except ClaimError as exc:
             raise ClaimError(f"{exc} (from @pytest.mark.tolerance, the command line or the profile)") from None
 
-    def start(self, item: pytest.Item, on_stage=None) -> tuple[ClaimSpec, ClaimRecorder] | None:
+    def start(self, item: pytest.Item, on_stage=None) -> tuple[ClaimSpec, Any] | None:
         """Set up a claim item: parse its markers and bind a recorder (ClaimError when malformed)."""
         try:
             spec = claim_spec(item)
@@ -185,6 +185,8 @@ class NTKSession:
         except ClaimError as exc:
             item.stash[_SETUP_ERROR] = exc
             raise
+        from ..verdicts.recorder import ClaimRecorder  # numpy: loaded when the first claim starts
+
         recorder = ClaimRecorder(spec.id, tolerance, base_seed=self.base_seed, seed_key=spec.base_id,
                                  on_stage=on_stage, tolerance_is_default=default)
         item.stash[_CLAIM] = (spec, recorder)
@@ -192,7 +194,7 @@ class NTKSession:
         return spec, recorder
 
     @staticmethod
-    def recorder_of(item: pytest.Item) -> ClaimRecorder | None:
+    def recorder_of(item: pytest.Item):
         started = item.stash.get(_CLAIM, None)
         return None if started is None else started[1]
 

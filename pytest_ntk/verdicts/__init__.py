@@ -11,6 +11,7 @@
 
 from .model import (
     ORDER,
+    SEED_RANGE,
     SEVERITY,
     ClaimError,
     ClaimFailed,
@@ -24,8 +25,21 @@ from .model import (
     decisive,
     severity,
 )
-from .recorder import SEED_RANGE, ClaimRecorder, derive_seed
-from .stats import fit_slope, mean_ci
+
+import importlib
+
+# The recorder and the statistics need numpy: they load on first use, so that importing the plugin
+# (which every pytest run of a project with pytest-ntk installed does) stays cheap.
+_LAZY = {"ClaimRecorder": "recorder", "derive_seed": "recorder",
+         "fit_slope": "stats", "mean_ci": "stats"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ORDER",

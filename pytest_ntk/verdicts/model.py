@@ -1,7 +1,7 @@
 """The verdict model: what a claim measured, what was predicted, and whether the prediction held.
 
-Pure Python (with numpy for arrays); it never imports jax or pytest, so reports, the plugin and a
-notebook can all use it. This module is the one home of the verdict rules every report follows:
+Pure Python; it never imports numpy, jax or pytest, so the plugin loads fast and reports and a
+notebook can use it anywhere. This module is the one home of the verdict rules every report follows:
 the order of severity (:data:`SEVERITY`, :func:`combine`), which measurement decided a claim
 (:func:`decisive`) and when a claim makes a run fail (:func:`breaks_run`).
 """
@@ -14,8 +14,6 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
-
-import numpy as np
 
 __all__ = [
     "Verdict",
@@ -32,6 +30,7 @@ __all__ = [
     "ORDER",
     "SEVERITY",
     "CONFIDENCE_RANGE",
+    "SEED_RANGE",
 ]
 
 
@@ -63,6 +62,9 @@ ORDER = ("HOLDS", "FAILS", "INCONCLUSIVE", "ERROR", "SKIPPED")
 #: Severity when measurements are combined into a claim's verdict, and when a report picks the
 #: decisive measurement: ERROR > FAILS > INCONCLUSIVE > HOLDS (a measurement is never SKIPPED).
 SEVERITY = {"HOLDS": 0, "SKIPPED": 0, "INCONCLUSIVE": 1, "FAILS": 2, "ERROR": 3}
+#: ``--ntk-seed`` and every derived seed lie in ``[0, 2**32)``: numpy's SeedSequence takes 32-bit
+#: words, so a larger base seed would alias (2**32 would give the seeds of 0). It is refused instead.
+SEED_RANGE = (0, 2**32 - 1)
 #: The confidence levels an interval verdict accepts: below 0.5 an "interval" excludes more than
 #: it covers; above 0.999 a Student-t quantile with few seeds makes every interval useless.
 CONFIDENCE_RANGE = (0.5, 0.999)
@@ -131,7 +133,7 @@ class ClaimError(ValueError):
 
 def _is_number(value) -> bool:
     """A real number for a tolerance: int, float, numpy numbers, Fraction...; never bool or a string."""
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, bool) or type(value).__name__ in ("bool_", "bool") and type(value).__module__ == "numpy":
         return False
     return isinstance(value, (numbers.Real, decimal.Decimal))
 

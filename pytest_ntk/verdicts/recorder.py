@@ -25,19 +25,17 @@ test returned").
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import math
 import operator
 import threading
-import time
 import zlib
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from . import judge
+from .artifacts import Artifacts, plain
 from .inputs import as_float64, as_name, short
 from .model import (
     ClaimError,
@@ -45,6 +43,7 @@ from .model import (
     ClaimResult,
     Measurement,
     Tolerance,
+    SEED_RANGE,
     Verdict,
     check_confidence,
     check_tolerance_value,
@@ -53,9 +52,6 @@ from .model import (
 
 __all__ = ["ClaimRecorder", "derive_seed", "SEED_RANGE"]
 
-#: ``--ntk-seed`` and every derived seed lie in ``[0, 2**32)``: numpy's SeedSequence takes 32-bit
-#: words, so a larger base seed would alias (2**32 would give the seeds of 0). It is refused instead.
-SEED_RANGE = (0, 2**32 - 1)
 
 
 def derive_seed(base_seed: int, claim_id: str, index: int = 0) -> int:
@@ -116,7 +112,7 @@ def _strip(message: str, claim_id: str) -> str:
     return message
 
 
-class ClaimRecorder:
+class ClaimRecorder(Artifacts):
     """Bound to one claim test; see the module docstring for the contract of each method.
 
     ``tolerance`` is the claim's default (marker > command line > ini > profile);
@@ -201,7 +197,7 @@ class ClaimRecorder:
 
     def note_settings(self, suite: str, settings: Mapping[str, Any], *, profile: str | None = None) -> None:
         """Note the settings a suite runs this claim with (they land in the report's ``settings``)."""
-        self._settings[str(suite)] = _plain(dict(settings))
+        self._settings[str(suite)] = plain(dict(settings))
         if profile is not None:
             self._profile = str(profile)
 
@@ -273,76 +269,6 @@ class ClaimRecorder:
         while f"{kind}#{i}" in taken:
             i += 1
         return f"{kind}#{i}"
-
-    @contextlib.contextmanager
-    def stage(self, name):
-        """Time a stage of the claim (``duration_s`` per stage lands in the JSON report)."""
-        self._check_open(f"stage {short(name)}")
-        try:
-            label = as_name(name, "stage name", f"claim {self.id!r}")
-        except ClaimError as exc:
-            self._refuse("stage", "stage", _strip(str(exc), self.id))
-        start = time.perf_counter()
-        status = "done"
-        try:
-            yield
-        except BaseException:
-            status = "broke"
-            raise
-        finally:
-            duration = time.perf_counter() - start
-            with self._lock:
-                self._stages.append({"name": label, "duration_s": round(duration, 6), "status": status})
-            if self._on_stage is not None:
-                self._on_stage(self.id, label, duration)
-
-    def table(self, name, columns, rows) -> None:
-        """Attach a table (e.g. a paper's results table) that the reports render.
-
-        Cells are numbers or strings; numpy scalars become Python numbers; NaN and infinities are
-        kept visible as the strings ``"NaN"``, ``"inf"``, ``"-inf"`` (JSON cannot hold them).
-        """
-        self._check_open(f"table {short(name)}")
-        where = f"claim {self.id!r}"
-        try:
-            label = as_name(name, "table name", where)
-            columns = [str(c) for c in columns]
-            rows = [[_plain(v, keep_nonfinite=True) for v in row] for row in rows]
-            for row in rows:
-                if len(row) != len(columns):
-                    raise ClaimError(f"{where}: table {label!r} row {row!r} has {len(row)} cells, "
-                                     f"expected {len(columns)}")
-            self._check_json(f"table {label!r}", rows)
-        except ClaimError as exc:
-            self._refuse("table", f"table {short(name, 40)}", _strip(str(exc), self.id))
-        except Exception as exc:  # noqa: BLE001 - e.g. rows that are not iterable
-            self._refuse("table", f"table {short(name, 40)}", f"table {short(name)} could not be read: "
-                         f"{type(exc).__name__}: {exc}")
-        with self._lock:
-            self._artifacts.append({"kind": "table", "name": label, "columns": columns, "rows": rows})
-
-    def attach(self, name, data: Any) -> None:
-        """Attach JSON-ready data (series for plots, fitted constants, ...) to the claim's report.
-
-        numpy arrays and scalars become lists and numbers; non-finite floats become ``None``.
-        """
-        self._check_open(f"attachment {short(name)}")
-        try:
-            label = as_name(name, "attachment name", f"claim {self.id!r}")
-            data = _plain(data)
-            self._check_json(f"attachment {label!r}", data)
-        except ClaimError as exc:
-            self._refuse("attach", f"attachment {short(name, 40)}", _strip(str(exc), self.id))
-        with self._lock:
-            self._artifacts.append({"kind": "data", "name": label, "data": data})
-
-    def _check_json(self, what: str, data) -> None:
-        # artifacts travel to the xdist controller and into the JSON report: refuse here, naming the claim,
-        # rather than break the report writer at the end of the run
-        try:
-            json.dumps(data, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ClaimError(f"claim {self.id!r}: {what} is not JSON-ready data ({exc})") from None
 
     # ------------------------------------------------------------------ inputs
     def _where(self, name: str) -> str:
@@ -646,25 +572,3 @@ def _per_seed(a: np.ndarray, axis: int) -> np.ndarray:
     """One value per index along ``axis``: the mean over every other axis."""
     moved = np.moveaxis(a, axis, 0)
     return moved.reshape(moved.shape[0], -1).mean(axis=1)
-
-
-def _plain(v, *, keep_nonfinite: bool = False):
-    """JSON-ready copy of ``v``: numpy scalars and arrays become Python numbers and lists.
-
-    Non-finite floats become ``None`` -- or, in tables (``keep_nonfinite``), the strings
-    ``"NaN"``, ``"inf"`` and ``"-inf"``, so that a NaN cell reads NaN rather than blank.
-    """
-    if isinstance(v, dict):
-        return {str(_plain(k)) if not isinstance(k, str) else k: _plain(x, keep_nonfinite=keep_nonfinite)
-                for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x, keep_nonfinite=keep_nonfinite) for x in v]
-    if isinstance(v, np.ndarray):
-        return _plain(v.tolist(), keep_nonfinite=keep_nonfinite)
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        if not keep_nonfinite:
-            return None
-        return "NaN" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    return v
