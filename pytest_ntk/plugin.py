@@ -65,6 +65,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "tolerance(rtol=None, atol=None, confidence=None): the claim's tolerance")
     ntk = NTKSession(config)
     config.stash[_SESSION] = ntk
+    if config.pluginmanager.has_plugin("pytester"):
+        # pytester's in-process runs drop every module first imported inside them, and numpy's
+        # C extensions cannot load twice in one process: where pytester is active (a project testing
+        # claim files), load the recorder (and numpy) now, in the outer process. Other runs don't pay.
+        import pytest_ntk.verdicts.recorder  # noqa: F401
     config.pluginmanager.register(_Controller(ntk), "ntk-controller")
 
 

@@ -20,11 +20,11 @@ not parse, so one bad line never hides the rest of the history.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
 from pathlib import Path
-
-from filelock import FileLock
 
 from .baseline import decisive
 
@@ -65,9 +65,9 @@ def append(directory, rec: dict) -> Path:
     path = _path(directory)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(rec, sort_keys=True, allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8")
-    with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        with _locked(fd, path):
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 line = b"\n" + line  # a torn last line (a crashed writer): start on a fresh line
@@ -76,9 +76,42 @@ def append(directory, rec: dict) -> Path:
                 written = os.write(fd, view)
                 view = view[written:]
             os.fsync(fd)
-        finally:
-            os.close(fd)
+    finally:
+        os.close(fd)
     return path
+
+
+@contextlib.contextmanager
+def _locked(fd: int, path: Path):
+    """An exclusive lock on the history file itself (``flock``; no lock file is left behind).
+
+    Concurrent writers (several runs sharing one store) wait up to ``LOCK_TIMEOUT_S``; where
+    ``fcntl`` does not exist (Windows) a ``filelock`` file next to the store is used and removed.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        from filelock import FileLock
+
+        lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S)
+        with lock:
+            yield
+        with contextlib.suppress(OSError):
+            os.unlink(str(path) + ".lock")
+        return
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the history store {path} stayed locked for {LOCK_TIMEOUT_S:.0f}s") from None
+            time.sleep(0.01)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def read(directory, last: int | None = None) -> list[dict]:
