@@ -21,7 +21,11 @@ trained from ``v = 0`` with the *same* step ``eta`` for every alpha (``grad_v = 
 linearization ``g_lin(v) = g(0) + Df(w0) v`` is the same for every alpha, so one compiled program
 (:func:`pytest_ntk.science.train.train_pair`, full batch, float64) trains every (alpha, seed) member and its
 linearization at once; ``alpha``, ``c`` and ``w0`` ride along as parameters behind
-``stop_gradient``. Weights: ``w_T - w0 = v_T / alpha``.
+``stop_gradient`` (:class:`pytest_ntk.science.models.OutputScaled`). Weights: ``w_T - w0 = v_T / alpha``
+-- by construction, so a ``1/alpha`` in ``||w_T - w0||`` is built in; what the theorem adds is that
+``v_T`` stays bounded (it tends to the alpha-independent ``v_bar_T``). The tangent kernel of ``g``
+in ``v`` at ``v`` is the empirical NTK of ``f`` at ``w0 + v/alpha``; its relative change over
+training is measured too (``kernel_change``).
 
 Step and horizon. ``eta = lr_fraction * 2n / lambda_max(Theta_0)``, with ``Theta_0`` the empirical
 NTK of ``f`` at the first seed's ``w0`` on the training inputs (the NTK of ``g`` in ``v`` is that
@@ -48,12 +52,10 @@ own experiments are qualitative; the 1/alpha rates are its finite-horizon theore
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
-import pytest
+
+from pytest_ntk import Suite
+from pytest_ntk.verdicts import derive_seed
 
 SETTINGS = {
     "quick": {
@@ -74,44 +76,8 @@ SETTINGS = {
 #: folder reads the same trained members, so they share one seed stream.
 SEED_KEY = "chizat2019-lazy"
 
-# Part of every cache key: an edit of this file invalidates the cached runs.
-_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class ScaledModel:
-    """``g(p, x) = alpha * (f(w0 + v/alpha, x) - centre * f(w0, x))`` (module docstring).
-
-    ``p = {"v", "w0", "alpha", "centre"}``; only ``v`` is trained (the others are behind
-    ``jax.lax.stop_gradient``, so their gradients and tangents are zero and they never move).
-    Hashable, with ``init``/``apply``, so :func:`pytest_ntk.science.train.train_pair` can train it.
-    """
-
-    net: object  # a FullyConnected
-
-    def init(self, key, in_dim, dtype=None):
-        import jax
-        import jax.numpy as jnp
-
-        dtype = dtype or jnp.float32
-        w0 = self.net.init(key, in_dim, dtype)
-        return {
-            "v": jax.tree_util.tree_map(jnp.zeros_like, w0),
-            "w0": w0,
-            "alpha": jnp.ones((), dtype),
-            "centre": jnp.ones((), dtype),
-        }
-
-    def apply(self, p, x):
-        import jax
-
-        sg = jax.lax.stop_gradient
-        w0, alpha, centre = sg(p["w0"]), sg(p["alpha"]), sg(p["centre"])
-        w = jax.tree_util.tree_map(lambda a, b: a + b / alpha, w0, p["v"])
-        return alpha * (self.net.apply(w, x) - centre * self.net.apply(w0, x))
-
-    def describe(self):
-        return {"kind": "ScaledModel", "net": self.net.describe()}
+suite = Suite("chizat2019", __file__, SETTINGS)
+settings, _record = suite.fixtures()
 
 
 def _flat(tree) -> np.ndarray:
@@ -129,7 +95,13 @@ def lazy_runs(settings: dict, seeds: list[int], data_seed: int) -> dict:
     ``"uncentred"``):
 
     - ``output_distance``: ``max_x |g(v_T, x) - g_lin(v_lin_T, x)|`` over train and held-out points;
-    - ``weight_change``: ``||w_T - w0|| / ||w0||`` (``= ||v_T|| / (alpha ||w0||)``);
+    - ``weight_change``: ``||w_T - w0|| / ||w0||`` (``= ||v_T|| / (alpha ||w0||)``: the ``1/alpha`` is
+      built into the coordinates, see ``v_change``);
+    - ``v_change``: ``||v_T|| / ||w0|| = alpha ||w_T - w0|| / ||w0||``, the weight change with the
+      built-in ``1/alpha`` taken out (bounded in alpha iff the weights move ``O(1/alpha)``);
+    - ``kernel_change``: ``||Theta(w_T) - Theta(w0)||_F / ||Theta(w0)||_F`` on the training inputs,
+      ``Theta(w)`` the empirical NTK of ``f`` at ``w`` -- the tangent kernel of ``g`` in ``v`` at ``v_T``
+      (``Dg(v) = Df(w0 + v/alpha)``), whose constancy is what lazy training means;
     - ``weight_gap``: ``||w_T - w_lin_T|| / ||w0||`` (``= ||v_T - v_lin_T|| / (alpha ||w0||)``);
     - ``train_loss``/``test_rmse``: the network's final training loss and held-out RMSE;
 
@@ -139,6 +111,8 @@ def lazy_runs(settings: dict, seeds: list[int], data_seed: int) -> dict:
     import jax.numpy as jnp
 
     from pytest_ntk.science import data
+    from pytest_ntk.science.empirical import fc_empirical_ntk
+    from pytest_ntk.science.models import OutputScaled
     from pytest_ntk.science.nets import FullyConnected
     from pytest_ntk.science.numerics import x64
     from pytest_ntk.science.train import ntk_max_eigenvalue, train_pair
@@ -153,7 +127,7 @@ def lazy_runs(settings: dict, seeds: list[int], data_seed: int) -> dict:
     x_train, y_train = teacher.x[:n], teacher.y[:n]
     x_test, y_test = teacher.x[n:], teacher.y[n:]
     alphas = np.asarray(s["alphas"], np.float64)
-    model = ScaledModel(net)
+    model = OutputScaled(net)
 
     with x64():
         w0s = [net.init(jax.random.PRNGKey(seed), s["d"], jnp.float64) for seed in seeds]
@@ -163,6 +137,7 @@ def lazy_runs(settings: dict, seeds: list[int], data_seed: int) -> dict:
         alpha_col = np.tile(alphas, len(seeds))
         w0_norm = np.repeat(np.linalg.norm(_flat(_stack(w0s)), axis=1), len(alphas))
 
+    theta0 = [fc_empirical_ntk(net, w0, x_train, dtype=np.float64) for w0 in w0s]
     out = {"eta": eta, "horizon": eta * s["steps"], "alphas": alphas,
            "loss0": float(0.5 * np.mean(y_train**2))}
     for kind, centre in (("centred", 1.0), ("uncentred", 0.0)):
@@ -181,9 +156,21 @@ def lazy_runs(settings: dict, seeds: list[int], data_seed: int) -> dict:
         g_lin = np.concatenate([lin_r.f_train, lin_r.f_test], axis=1)
         v_net, v_lin = _flat(net_r.params["v"]), _flat(lin_r.params["v"])
         shape = (len(seeds), len(alphas))
+        # the trained weights w_T = w0 + v_T / alpha of each member, and their empirical NTK
+        w_t = jax.tree_util.tree_map(
+            lambda a, b: np.asarray(a, np.float64) + np.asarray(b, np.float64)
+            / alpha_col.reshape((-1,) + (1,) * (np.ndim(a) - 1)), w0_stack, net_r.params["v"])
+        kernel_change = np.empty(alpha_col.size)
+        for i in range(alpha_col.size):
+            theta_i = theta0[i // len(alphas)]
+            w_i = jax.tree_util.tree_map(lambda a, i=i: a[i], w_t)
+            theta_t = fc_empirical_ntk(net, w_i, x_train, dtype=np.float64)
+            kernel_change[i] = np.linalg.norm(theta_t - theta_i) / np.linalg.norm(theta_i)
         out[kind] = {
             "output_distance": np.max(np.abs(g_net - g_lin), axis=1).reshape(shape),
             "weight_change": (np.linalg.norm(v_net, axis=1) / (alpha_col * w0_norm)).reshape(shape),
+            "v_change": (np.linalg.norm(v_net, axis=1) / w0_norm).reshape(shape),
+            "kernel_change": kernel_change.reshape(shape),
             "weight_gap": (np.linalg.norm(v_net - v_lin, axis=1) / (alpha_col * w0_norm)).reshape(shape),
             "train_loss": np.asarray(net_r.final_loss, np.float64).reshape(shape),
             "test_rmse": np.sqrt(np.mean((net_r.f_test - y_test[None]) ** 2, axis=1)).reshape(shape),
@@ -197,28 +184,9 @@ def _stack(trees):
     return jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(b) for b in a]), *trees)
 
 
-@pytest.fixture(scope="session")
-def chizat_settings(ntk_profile) -> dict:
-    """The active profile's row of :data:`SETTINGS`."""
-    return ntk_profile.pick(SETTINGS, suite="chizat2019")
-
-
-@pytest.fixture(scope="session")
-def lazy_training(chizat_settings, ntk_seed, ntk_cache):
-    """A function returning the cached :func:`lazy_runs` of this profile and ``--ntk-seed``.
-
-    Called inside a claim (``with claim.stage("train")``) so the training time lands in that
-    claim's stages; the first call trains (or reads the disk cache), later calls hit memory.
-    """
-    from pytest_ntk.verdicts import derive_seed
-
-    seeds = [derive_seed(ntk_seed, SEED_KEY, i + 1) for i in range(chizat_settings["n_seeds"])]
-    data_seed = derive_seed(ntk_seed, SEED_KEY, 0)
-    key = {"suite": "chizat2019", "code": _CODE, "settings": chizat_settings, "seeds": seeds,
-           "data_seed": data_seed}
-
-    def get():
-        return ntk_cache.get_or_compute(key, lambda: lazy_runs(chizat_settings, seeds, data_seed),
-                                        name="chizat2019_lazy")
-
-    return get
+@suite.computation
+def lazy_training(run) -> dict:
+    """The cached :func:`lazy_runs` of this profile and ``--ntk-seed`` (every claim of the folder reads it)."""
+    s = run.settings
+    seeds = [derive_seed(run.base_seed, SEED_KEY, i + 1) for i in range(s["n_seeds"])]
+    return lazy_runs(s, seeds, derive_seed(run.base_seed, SEED_KEY, 0))

@@ -1,19 +1,23 @@
 """Lee et al. (2020), "Finite Versus Infinite Neural Networks: an Empirical Study" (arXiv:2007.15801).
 
-Three of the paper's findings, each computed once per profile and ``--ntk-seed`` by a cached,
-session-scoped fixture (the claims call it inside ``claim.stage``):
+Three of the paper's findings, each computed once per profile and ``--ntk-seed`` by a cached
+computation (:class:`pytest_ntk.Suite`; keyed by the settings it uses, the seed and this file):
 
-(a) ``finite_vs_kernel(which)`` -- *centring and ensembling move finite networks toward the kernel.*
+(a) ``lee_finite_vs_kernel(which)`` -- *centring and ensembling move finite networks toward the kernel.*
     ``n_ensembles * ensemble_size`` one-hidden-layer ReLU networks (NTK parameterization) of width
     ``widths[which]`` are trained by full-batch gradient descent (float32, :func:`pytest_ntk.science.train.train`)
     for ``steps`` steps at ``lr = lr_fraction * 2n / lambda_max(Theta)``, ``Theta`` the infinite-width
     NTK on the training inputs; every initialisation is trained twice, as the plain network ``f(w)``
-    and as the *centred* network ``f(w) - f(w0)`` (the initial output subtracted during training, as
-    in the paper). The reference is the infinite-width mean prediction at the same time
-    ``t = lr * steps``: :func:`pytest_ntk.science.predict.gradient_descent_mse` with the analytic NTK and
-    ``f0 = 0`` (gradient descent with the same ``lr``). Distances are RMS over held-out points.
+    and as the *centred* network ``f(w) - f(w0)`` (:class:`pytest_ntk.science.models.Centred`: the
+    initial output subtracted during training, as in the paper). The infinite-width reference is the
+    NTK mean prediction at the same time ``t = lr * steps``: :func:`pytest_ntk.science.predict.gradient_descent_mse`
+    with the analytic NTK and ``f0 = 0`` (gradient descent with the same ``lr``). Computed alongside,
+    for the same held-out points: what rival theories predict for the trained networks' mean
+    (:data:`RIVAL_MEANS`: the NNGP posterior mean; the NNGP kernel's dynamics at the same ``t``,
+    which is what training only the readout layer gives; NTK regression at ``t = inf``), and the
+    variance over initialisations that the infinite-width theory predicts (:func:`ntk_gp_variance`).
 
-(b) ``ridge_vs_early_stopping()`` -- *diagonal regularization of kernels acts like early stopping.*
+(b) ``lee_ridge()`` -- *diagonal regularization of kernels acts like early stopping.*
     NTK (depth-2 ReLU) regression on noisy targets. Gradient flow on ``L = 1/(2n) ||f - y||^2`` for a
     time ``t`` predicts, with ``Theta = V diag(lambda) V^T``,
 
@@ -26,12 +30,20 @@ session-scoped fixture (the claims call it inside ``claim.stage``):
     ``rho = c(u) n/t`` with ``c(u) = u/(1 - e^-u) - u``, which falls from 1 (u -> 0) to 0 (u -> inf).
     So the predicted correspondence is ``rho*(t) = c n / t`` with a constant ``c`` in (0, 1] set by
     which modes carry the prediction -- a straight line of slope -1 in log-log. The times are
-    ``t_j = n / (Kbar r_j)`` with ``Kbar = tr(Theta)/n`` and ``r_j`` in ``ridge_over_kbar`` (so ``n/t``
-    sweeps the kernel's spectrum); for each ``t`` the best-matching ridge ``rho*(t)`` minimises the
-    distance between the two predictions on the held-out points over a log grid of
-    ``grid_per_decade`` ridges per decade (an argmin on the grid's edge raises).
+    ``t_j = n / (Kbar r_j)`` with ``Kbar = tr(Theta)/n`` and ``log10 r_j`` in ``log10_over_kbar`` (so
+    ``n/t`` sweeps the kernel's spectrum); for each ``t`` the best-matching ridge ``rho*(t)`` minimises
+    the distance between the two predictions on the held-out points over a log grid of
+    ``grid_per_decade`` ridges per decade (an argmin on the grid's edge raises). Each regularizer is
+    also taken at its best: the smallest held-out MSE over the ridge grid and over early-stopping
+    times ``t = n / rho`` on the same grid (a minimum on a grid's edge raises).
 
-(c) ``float_precision()`` -- *float32 kernel regression degrades against float64 as n grows.*
+    The data (``data.teacher(kind="gp")``): the depth-2 ReLU NNGP with ``b_std = 1`` has a large
+    constant component, so each data set's clean targets are an offset (of order 1, either sign)
+    plus a signal whose held-out variance is small against the label noise (the computation returns
+    both; at ``--ntk-seed 0`` the 16 quick data sets have signal variances 0.007-0.06 against a noise variance of 0.25): a
+    low signal-to-noise regime, where how much a regularizer removes of the noise decides the error.
+
+(c) ``lee_float_precision()`` -- *float32 kernel regression degrades against float64 as n grows.*
     NTK (depth-2 ReLU) Gram matrices on ``n`` points of ``S^{d-1}`` for growing ``n``: the float64
     solve (Cholesky, as :func:`pytest_ntk.science.predict.kernel_regression`) against the same regression done
     entirely in float32 (the Gram and targets rounded to float32, Cholesky ``spotrf`` -- or LDL^T if
@@ -42,49 +54,46 @@ session-scoped fixture (the claims call it inside ``claim.stage``):
 
 SETTINGS (per profile)
 ----------------------
-(a) ``ens_*``: ``widths`` ({"narrow", "wide"}), ``depth``, ``d``, ``n_train``, ``n_test``, ``n_ensembles``
+(a) ``ens``: ``widths`` ({"narrow", "wide"}), ``depth``, ``d``, ``n_train``, ``n_test``, ``n_ensembles``
     ensembles of ``ensemble_size`` members, ``steps``, ``lr_fraction``; targets are one draw of the
     architecture's NNGP prior (:func:`pytest_ntk.science.data.teacher`, ``kind="gp"``).
-(b) ``ridge_*``: ``depth``, ``d``, ``n_train``, ``n_test``, ``noise`` (std of the Gaussian label noise on
-    the training targets; held-out targets are clean), ``n_seeds`` data sets, ``ridge_over_kbar`` (the
-    times), ``grid_per_decade``, ``grid_decades`` (the ridge grid, as multiples of Kbar).
-(c) ``fp_*``: ``depth``, ``d``, ``sizes`` (n), ``n_test``, ``n_seeds``; targets from a random width-64
+(b) ``ridge``: ``depth``, ``d``, ``n_train``, ``n_test``, ``noise`` (std of the Gaussian label noise on
+    the training targets; held-out targets are clean), ``n_seeds`` data sets (16, so that a mean over
+    data sets has a usable confidence interval), ``log10_over_kbar`` (the times),
+    ``grid_per_decade``, ``grid_decades`` (the ridge grid, as log10 multiples of Kbar).
+(c) ``fp``: ``depth``, ``d``, ``sizes`` (n), ``n_test``, ``n_seeds``; targets from a random width-64
     ReLU teacher network.
 
-``quick`` is sized for 2 CPU cores (widths 128/512, 64 training points, 4 ensembles of 8; 256-point
-regressions; n up to 1024); ``paper`` follows the paper's scale more closely where a kernel solve
+``quick`` is sized for 2 CPU cores (widths 128/512, 64 training points, 32 initialisations; 256-point
+regressions on 16 data sets; n up to 1024); ``paper`` follows the paper's scale more closely where a kernel solve
 allows it on one GPU (widths 512/4096, n up to 8192). The paper uses CIFAR-10; here the data are
 synthetic (sphere inputs, teacher targets), which the claims' statements say.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
-import pytest
+
+from pytest_ntk import Suite
+from pytest_ntk.science.models import rms
+from pytest_ntk.verdicts import derive_seed
 
 SETTINGS = {
     "quick": {
-        "ens_widths": {"narrow": 128, "wide": 512}, "ens_depth": 1, "ens_d": 8,
-        "ens_n_train": 64, "ens_n_test": 64, "ens_n_ensembles": 4, "ens_ensemble_size": 8,
-        "ens_steps": 300, "ens_lr_fraction": 0.5,
-        "ridge_depth": 2, "ridge_d": 8, "ridge_n_train": 256, "ridge_n_test": 256, "ridge_noise": 0.5,
-        "ridge_n_seeds": 3, "ridge_over_kbar": (10**0.5, 1.0, 10**-0.5, 0.1, 10**-1.5),
-        "ridge_grid_per_decade": 50, "ridge_grid_decades": (-3.5, 2.0),
-        "fp_depth": 2, "fp_d": 4, "fp_sizes": (128, 256, 512, 1024), "fp_n_test": 256, "fp_n_seeds": 3,
+        "ens": {"widths": {"narrow": 128, "wide": 512}, "depth": 1, "d": 8, "n_train": 64, "n_test": 64,
+                "n_ensembles": 4, "ensemble_size": 8, "steps": 300, "lr_fraction": 0.5},
+        "ridge": {"depth": 2, "d": 8, "n_train": 256, "n_test": 256, "noise": 0.5, "n_seeds": 16,
+                  "log10_over_kbar": (0.5, 0.0, -0.5, -1.0, -1.5), "grid_per_decade": 50,
+                  "grid_decades": (-3.5, 2.0)},
+        "fp": {"depth": 2, "d": 4, "sizes": (128, 256, 512, 1024), "n_test": 256, "n_seeds": 3},
     },
     "paper": {
-        "ens_widths": {"narrow": 512, "wide": 4096}, "ens_depth": 1, "ens_d": 16,
-        "ens_n_train": 256, "ens_n_test": 256, "ens_n_ensembles": 8, "ens_ensemble_size": 8,
-        "ens_steps": 1000, "ens_lr_fraction": 0.5,
-        "ridge_depth": 2, "ridge_d": 16, "ridge_n_train": 1024, "ridge_n_test": 1024, "ridge_noise": 0.5,
-        "ridge_n_seeds": 5, "ridge_over_kbar": (10**0.5, 1.0, 10**-0.5, 0.1, 10**-1.5, 0.01),
-        "ridge_grid_per_decade": 50, "ridge_grid_decades": (-4.0, 2.0),
-        "fp_depth": 2, "fp_d": 4, "fp_sizes": (256, 512, 1024, 2048, 4096, 8192), "fp_n_test": 512,
-        "fp_n_seeds": 5,
+        "ens": {"widths": {"narrow": 512, "wide": 4096}, "depth": 1, "d": 16, "n_train": 256, "n_test": 256,
+                "n_ensembles": 8, "ensemble_size": 8, "steps": 1000, "lr_fraction": 0.5},
+        "ridge": {"depth": 2, "d": 16, "n_train": 1024, "n_test": 1024, "noise": 0.5, "n_seeds": 16,
+                  "log10_over_kbar": (0.5, 0.0, -0.5, -1.0, -1.5, -2.0), "grid_per_decade": 50,
+                  "grid_decades": (-4.0, 2.0)},
+        "fp": {"depth": 2, "d": 4, "sizes": (256, 512, 1024, 2048, 4096, 8192), "n_test": 512, "n_seeds": 5},
     },
 }
 
@@ -92,102 +101,123 @@ SETTINGS = {
 SEED_KEYS = {"ens": "lee2020-finite-vs-kernel", "ridge": "lee2020-ridge-early-stopping",
              "fp": "lee2020-float32"}
 
-# Part of every cache key: an edit of this file invalidates the cached results.
-_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+#: The rivals of the NTK mean prediction for the ensembles' held-out outputs (claim ``lee2020.ensemble_closer``).
+RIVAL_MEANS = {
+    "nngp_posterior": "NNGP posterior mean K(x,X) K^-1 y (Bayesian inference with the NNGP kernel)",
+    "readout_only": "NNGP-kernel dynamics at the same t and lr (only the readout layer trains)",
+    "ntk_converged": "NTK regression at t = infinity (the stopping time ignored)",
+}
+
+suite = Suite("lee2020", __file__, SETTINGS, single_threaded_blas=True)
+settings, _record = suite.fixtures()
 
 
-def _rms(a, axis=-1):
-    return np.sqrt(np.mean(np.square(a), axis=axis))
+def _seeds(base_seed: int, part: str, n: int) -> list[int]:
+    """Seeds 1..n of a part's stream (index 0 is the ensembles' data seed)."""
+    return [derive_seed(base_seed, SEED_KEYS[part], i + 1) for i in range(n)]
 
 
 # ---------------------------------------------------------------------------- (a)
-@dataclass(frozen=True)
-class MaybeCentred:
-    """``g(p, x) = f(w, x) - centre * f(w0, x)``: the centred network for ``centre = 1``, ``f`` for 0.
+def ntk_gp_variance(theta, nngp, n: int, t: float, lr: float) -> np.ndarray:
+    r"""Marginal variances at the held-out points of the infinite-width network trained for time ``t``.
 
-    ``p = {"w", "w0", "centre"}``; ``w0`` and ``centre`` sit behind ``jax.lax.stop_gradient``, so
-    only ``w`` trains. Plain and centred members thus share one compiled training program.
+    Lee et al. (2019, arXiv:1902.06720, Sec. 2.3.2; the "NTK-GP" of Lee et al. 2020): the linearized
+    network trained by gradient descent is ``f_t(x) = f_0(x) + A_t (y - f_0(X))`` with
+    ``A_t = Theta(x, X) Theta^{-1} (I - (I - lr Theta/n)^steps)`` (:func:`~pytest_ntk.science.predict.gradient_descent_mse`'s
+    read-out of ``y``), and at infinite width ``f_0 ~ GP(0, K)``, ``K`` the NNGP kernel; so over
+    initialisations ``f_t(x)`` is Gaussian with mean ``A_t y`` and covariance
+    ``K(x,x) - A_t K(X,x) - K(x,X) A_t^T + A_t K(X,X) A_t^T``. ``theta``/``nngp``: the kernels on the
+    training points followed by the held-out points.
     """
+    from pytest_ntk.science import predict
 
-    net: object  # a FullyConnected
-
-    def init(self, key, in_dim, dtype=None):
-        import jax.numpy as jnp
-
-        dtype = dtype or jnp.float32
-        w = self.net.init(key, in_dim, dtype)
-        return {"w": w, "w0": w, "centre": jnp.zeros((), dtype)}
-
-    def apply(self, p, x):
-        import jax
-
-        sg = jax.lax.stop_gradient
-        return self.net.apply(p["w"], x) - sg(p["centre"]) * self.net.apply(sg(p["w0"]), x)
-
-    def describe(self):
-        return {"kind": "MaybeCentred", "net": self.net.describe()}
+    _, a = predict.gradient_descent_mse(theta[:n, :n], np.eye(n), theta[n:, :n], t, lr=lr)  # (m, n)
+    k_tt, k_st, k_ss = nngp[:n, :n], nngp[n:, :n], nngp[n:, n:]
+    cov = k_ss - a @ k_st.T - k_st @ a.T + a @ k_tt @ a.T
+    return np.diag(cov).copy()
 
 
 def finite_vs_kernel(settings: dict, which: str, seeds: list[int], data_seed: int) -> dict:
-    """Plain and centred networks against the infinite-width NTK mean prediction (module docstring, (a)).
+    """Plain and centred networks against the infinite-width predictions (module docstring, (a)).
 
-    Returns ``d_single`` and ``d_centred`` (per network: RMS over held-out points of its prediction
-    minus the kernel mean), ``d_ensemble`` (per ensemble: the same for the ensemble mean of the plain
-    networks) and ``d_members`` (per ensemble: root-mean-square of its members' ``d_single``), plus
-    ``lr``, ``t`` and the kernel prediction's own held-out RMSE.
+    Returns the held-out outputs ``f_plain``/``f_centred`` (members x points), the kernel
+    predictions at the held-out points -- ``mu`` (the NTK mean prediction at ``t``) and the rivals'
+    ``rivals[name]`` (:data:`RIVAL_MEANS`), plus ``mu_depth2`` (the NTK of a network one layer
+    deeper, shown, not judged) -- and the variances ``var_ntk_gp`` (:func:`ntk_gp_variance`),
+    ``var_nngp_posterior`` and ``var_prior`` per held-out point; ``d_single``/``d_centred`` (per
+    member: RMS over held-out points of its output minus ``mu``); ``lr``, ``t``, the held-out RMSEs
+    and the final training losses.
     """
-    import jax
     import jax.numpy as jnp
 
     from pytest_ntk.science import data, predict
+    from pytest_ntk.science.models import Centred
     from pytest_ntk.science.nets import FullyConnected
     from pytest_ntk.science.train import train
 
     s = settings
-    width = int(s["ens_widths"][which])
-    net = FullyConnected(depth=s["ens_depth"], width=width, activation="relu")
-    n, m = s["ens_n_train"], s["ens_n_test"]
-    teacher = data.teacher(net, n + m, s["ens_d"], data_seed, kind="gp")
+    width = int(s["widths"][which])
+    net = FullyConnected(depth=s["depth"], width=width, activation="relu")
+    n, m = s["n_train"], s["n_test"]
+    teacher = data.teacher(net, n + m, s["d"], data_seed, kind="gp")
     x_train, y_train, x_test, y_test = teacher.x[:n], teacher.y[:n], teacher.x[n:], teacher.y[n:]
 
     theta = net.ntk(teacher.x)
     theta_tt, theta_st = theta[:n, :n], theta[n:, :n]
-    lr = s["ens_lr_fraction"] * predict.critical_lr(theta_tt)
-    t = lr * s["ens_steps"]
+    lr = s["lr_fraction"] * predict.critical_lr(theta_tt)
+    t = lr * s["steps"]
     _, mu = predict.gradient_descent_mse(theta_tt, y_train, theta_st, t, lr=lr)
 
-    k = len(seeds)
-    inits = [net.init(jax.random.PRNGKey(seed), s["ens_d"], jnp.float32) for seed in seeds]
-    w = jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(b) for b in a]), *inits)
-    both = jax.tree_util.tree_map(lambda a: np.concatenate([a, a]), w)  # plain members, then centred
-    params = {"w": both, "w0": both, "centre": np.concatenate([np.zeros(k), np.ones(k)]).astype(np.float32)}
-    result = train(MaybeCentred(net), x_train, y_train, seeds=list(range(2 * k)), steps=s["ens_steps"],
-                   lr=lr, params=params, x_eval=x_test)
-    f_plain, f_centred = result.f_test[:k], result.f_test[k:]
+    # the rivals' predictions of the same held-out outputs (RIVAL_MEANS)
+    nngp = net.nngp(teacher.x)
+    k_tt, k_st = nngp[:n, :n], nngp[n:, :n]
+    post_mean, post_var = predict.gp_posterior(k_tt, y_train, k_st, np.diag(nngp[n:, n:]))
+    if not lr < predict.critical_lr(k_tt):
+        raise RuntimeError(f"lee2020: lr={lr:.4g} is not stable for the NNGP kernel's dynamics")
+    _, mu_readout = predict.gradient_descent_mse(k_tt, y_train, k_st, t, lr=lr)
+    _, mu_converged = predict.gradient_descent_mse(theta_tt, y_train, theta_st, np.inf)
+    rivals = {"nngp_posterior": post_mean, "readout_only": mu_readout, "ntk_converged": mu_converged}
+    deeper = FullyConnected(depth=s["depth"] + 1, width=1, activation="relu").ntk(teacher.x)
+    if not lr < predict.critical_lr(deeper[:n, :n]):
+        raise RuntimeError(f"lee2020: lr={lr:.4g} is not stable for the deeper network's NTK")
+    _, mu_depth2 = predict.gradient_descent_mse(deeper[:n, :n], y_train, deeper[n:, :n], t, lr=lr)
 
-    d_single = _rms(f_plain - mu[None])
-    d_centred = _rms(f_centred - mu[None])
-    size = s["ens_ensemble_size"]
-    groups = np.arange(k).reshape(s["ens_n_ensembles"], size)
-    d_ensemble = np.array([_rms(f_plain[g].mean(axis=0) - mu) for g in groups])
-    d_members = np.array([np.sqrt(np.mean(d_single[g] ** 2)) for g in groups])
+    k = len(seeds)
+    # every initialisation twice: as the plain network (centre 0), then centred (centre 1)
+    model = Centred(net)
+    params = model.stacked_params(list(seeds) * 2, s["d"], jnp.float32, centre=[0.0] * k + [1.0] * k)
+    result = train(model, x_train, y_train, seeds=list(range(2 * k)), steps=s["steps"],
+                   lr=lr, params=params, x_eval=x_test)
+    f_plain = np.asarray(result.f_test[:k], np.float64)
+    f_centred = np.asarray(result.f_test[k:], np.float64)
+
     return {
-        "width": width, "lr": float(lr), "t": float(t),
-        "d_single": d_single, "d_centred": d_centred, "d_ensemble": d_ensemble, "d_members": d_members,
-        "kernel_test_rmse": float(_rms(mu - y_test)),
-        "plain_test_rmse": _rms(f_plain - y_test[None]), "centred_test_rmse": _rms(f_centred - y_test[None]),
+        "width": width, "lr": float(lr), "t": float(t), "y_test": np.asarray(y_test),
+        "f_plain": f_plain, "f_centred": f_centred, "mu": mu, "rivals": rivals, "rival_names": dict(RIVAL_MEANS),
+        "mu_depth2": mu_depth2,
+        "var_ntk_gp": ntk_gp_variance(theta, nngp, n, t, lr), "var_nngp_posterior": post_var,
+        "var_prior": np.diag(nngp[n:, n:]).copy(),
+        "d_single": rms(f_plain - mu[None], axis=-1), "d_centred": rms(f_centred - mu[None], axis=-1),
+        "kernel_test_rmse": float(rms(mu - y_test)),
+        "plain_test_rmse": rms(f_plain - y_test[None], axis=-1),
+        "centred_test_rmse": rms(f_centred - y_test[None], axis=-1),
         "final_loss": np.asarray(result.final_loss),
     }
 
 
 # ---------------------------------------------------------------------------- (b)
 def ridge_vs_early_stopping(settings: dict, seeds: list[int]) -> dict:
-    """Best-matching ridge per gradient-flow time, and the two test errors (module docstring, (b)).
+    """Early stopping against ridge on each data set (module docstring, (b)).
 
-    Per data seed (rows) and time (columns): ``t``, ``rho_star``, ``c = rho_star * t / n``, the
-    held-out MSE of early stopping at ``t`` and of ridge at ``rho_star`` (against the clean targets),
-    and the relative distance of the two predictions at ``rho_star``. Also the curves
-    (``curve_t``/``curve_mse_es``, ``curve_rho``/``curve_mse_ridge``) of the first seed for plots.
+    Per data set (rows) and time of the grid (columns): ``t``, ``rho_star``, ``c = rho_star * t / n``,
+    the held-out MSE of early stopping at ``t`` and of ridge at ``rho_star`` (against the clean
+    targets), and the relative distance of the two predictions at ``rho_star``. Per data set:
+    ``es_best`` (the smallest held-out MSE of early stopping over a log grid of times as fine as
+    the ridge grid), ``ridge_best`` (the smallest over the ridge grid), ``interpolant`` (the
+    held-out MSE of the unregularized predictor, ``t = inf``, ``rho = 0``), ``t_best``/``rho_best``
+    (where the minima are), and the clean targets' held-out mean ``offset`` and variance
+    ``signal_var`` against the label-noise variance ``noise**2``. Also the two error curves of the
+    first data set (``curve_*``) for plots.
     """
     import scipy.linalg
 
@@ -195,16 +225,19 @@ def ridge_vs_early_stopping(settings: dict, seeds: list[int]) -> dict:
     from pytest_ntk.science.nets import FullyConnected
 
     s = settings
-    net = FullyConnected(depth=s["ridge_depth"], width=1, activation="relu")
-    n, m = s["ridge_n_train"], s["ridge_n_test"]
-    r = np.asarray(s["ridge_over_kbar"], np.float64)
-    lo, hi = s["ridge_grid_decades"]
-    exps = np.linspace(lo, hi, int(round((hi - lo) * s["ridge_grid_per_decade"])) + 1)
-    rows = {key: [] for key in ("t", "n_over_t", "rho_star", "c", "mse_es", "mse_ridge", "rel_distance", "kbar")}
+    net = FullyConnected(depth=s["depth"], width=1, activation="relu")
+    n, m = s["n_train"], s["n_test"]
+    r = 10.0 ** np.asarray(s["log10_over_kbar"], np.float64)
+    lo, hi = s["grid_decades"]
+    exps = np.linspace(lo, hi, int(round((hi - lo) * s["grid_per_decade"])) + 1)
+    keys = ("t", "n_over_t", "rho_star", "c", "mse_es", "mse_ridge", "rel_distance", "kbar")
+    rows = {key: [] for key in keys}
+    per_set = {key: [] for key in ("es_best", "ridge_best", "interpolant", "t_best", "rho_best", "offset",
+                                   "signal_var")}
     curves = {}
     for i, seed in enumerate(seeds):
-        teacher = data.teacher(net, n + m, s["ridge_d"], seed, kind="gp")
-        noise = np.random.default_rng(seed + 2).standard_normal(n) * s["ridge_noise"]
+        teacher = data.teacher(net, n + m, s["d"], seed, kind="gp")
+        noise = np.random.default_rng(seed + 2).standard_normal(n) * s["noise"]
         y_train = teacher.y[:n] + noise
         y_test = teacher.y[n:]
         theta = net.ntk(teacher.x)
@@ -216,7 +249,7 @@ def ridge_vs_early_stopping(settings: dict, seeds: list[int]) -> dict:
         coef = vec.T @ y_train
         a = k_st @ vec  # (m, n)
         rhos = kbar * 10.0**exps
-        f_ridge = (a[None] * (coef / (lam[None] + rhos[:, None]))[:, None, :]).sum(-1)  # (R, m)
+        f_ridge = (coef[None] / (lam[None] + rhos[:, None])) @ a.T  # (R, m)
         # the eigen-formula is kernel_regression's ridge solution: check it (first data set, at the
         # smallest, a middle and the largest ridge; the formula is the same for every data set)
         for rho in (rhos[[0, len(rhos) // 2, -1]] if i == 0 else ()):
@@ -239,13 +272,30 @@ def ridge_vs_early_stopping(settings: dict, seeds: list[int]) -> dict:
         rows["mse_ridge"].append(mse_ridge)
         rows["rel_distance"].append(dist[np.arange(len(times)), best] / np.linalg.norm(f_es, axis=1))
         rows["kbar"].append(np.full(len(times), kbar))
+
+        # each regularizer at its best: early stopping on times t = n / rho over the ridge grid
+        grid_t = n / rhos
+        _, f_path = predict.gradient_descent_mse(k_tt, y_train, k_st, grid_t)  # (R, m)
+        path_mse = np.mean((f_path - y_test[None]) ** 2, axis=1)
+        ridge_mse = np.mean((f_ridge - y_test[None]) ** 2, axis=1)
+        for name, curve in (("early stopping", path_mse), ("ridge", ridge_mse)):
+            j = int(np.argmin(curve))
+            if j in (0, len(curve) - 1):
+                raise RuntimeError(f"lee2020: the best {name} lies on the grid's edge for seed {seed}")
+        _, f_interp = predict.gradient_descent_mse(k_tt, y_train, k_st, np.inf)
+        per_set["es_best"].append(float(path_mse.min()))
+        per_set["ridge_best"].append(float(ridge_mse.min()))
+        per_set["t_best"].append(float(grid_t[np.argmin(path_mse)]))
+        per_set["rho_best"].append(float(rhos[np.argmin(ridge_mse)]))
+        per_set["interpolant"].append(float(np.mean((f_interp - y_test) ** 2)))
+        per_set["offset"].append(float(np.mean(y_test)))
+        per_set["signal_var"].append(float(np.var(y_test)))
         if i == 0:
-            curve_t = n / (kbar * np.logspace(lo + 1, hi - 0.5, 61))
-            _, f_curve = predict.gradient_descent_mse(k_tt, y_train, k_st, curve_t)
-            curves = {"curve_t": curve_t, "curve_mse_es": np.mean((f_curve - y_test[None]) ** 2, axis=1),
-                      "curve_rho": rhos, "curve_mse_ridge": np.mean((f_ridge - y_test[None]) ** 2, axis=1)}
+            curves = {"curve_t": grid_t, "curve_mse_es": path_mse, "curve_rho": rhos, "curve_mse_ridge": ridge_mse}
     out = {key: np.asarray(v) for key, v in rows.items()}
+    out.update({key: np.asarray(v) for key, v in per_set.items()})
     out.update(curves)
+    out["noise_var"] = float(s["noise"]) ** 2
     return out
 
 
@@ -263,14 +313,14 @@ def float_precision(settings: dict, seeds: list[int]) -> dict:
     from pytest_ntk.science.nets import FullyConnected
 
     s = settings
-    net = FullyConnected(depth=s["fp_depth"], width=1, activation="relu")
+    net = FullyConnected(depth=s["depth"], width=1, activation="relu")
     teacher_net = FullyConnected(depth=1, width=64, activation="relu")
-    m = s["fp_n_test"]
+    m = s["n_test"]
     keys = ("rel_error", "condition", "mse64", "mse32", "ldl")
-    out = {key: np.zeros((len(seeds), len(s["fp_sizes"]))) for key in keys}
+    out = {key: np.zeros((len(seeds), len(s["sizes"]))) for key in keys}
     for i, seed in enumerate(seeds):
-        for j, n in enumerate(s["fp_sizes"]):
-            teacher = data.teacher(teacher_net, n + m, s["fp_d"], seed + j, kind="network")
+        for j, n in enumerate(s["sizes"]):
+            teacher = data.teacher(teacher_net, n + m, s["d"], seed + j, kind="network")
             y_train, y_test = teacher.y[:n], teacher.y[n:]
             theta = net.ntk(teacher.x)
             k_tt, k_st = theta[:n, :n], theta[n:, :n]
@@ -297,57 +347,28 @@ def float_precision(settings: dict, seeds: list[int]) -> dict:
             out["mse64"][i, j] = np.mean((f64 - y_test) ** 2)
             out["mse32"][i, j] = np.mean((f32 - y_test) ** 2)
             out["ldl"][i, j] = ldl
-    out["sizes"] = np.asarray(s["fp_sizes"], np.float64)
+    out["sizes"] = np.asarray(s["sizes"], np.float64)
     return out
 
 
 # ---------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="session")
-def lee_settings(ntk_profile) -> dict:
-    """The active profile's row of :data:`SETTINGS`."""
-    return ntk_profile.pick(SETTINGS, suite="lee2020")
+@suite.computation(uses="ens")
+def lee_finite_vs_kernel(run, which: str) -> dict:
+    """:func:`finite_vs_kernel` for the width ``which`` ("narrow"/"wide"); both widths share seeds and data."""
+    s = run.settings["ens"]
+    seeds = _seeds(run.base_seed, "ens", s["n_ensembles"] * s["ensemble_size"])
+    return finite_vs_kernel(s, which, seeds, derive_seed(run.base_seed, SEED_KEYS["ens"], 0))
 
 
-def _seeds(ntk_seed, key, n):
-    from pytest_ntk.verdicts import derive_seed
-
-    return [derive_seed(ntk_seed, key, i + 1) for i in range(n)]
-
-
-@pytest.fixture(scope="session")
-def lee_finite_vs_kernel(lee_settings, ntk_seed, ntk_cache):
-    """``get(which)`` -> cached :func:`finite_vs_kernel` for the width ``which`` ("narrow"/"wide").
-
-    The same initialisations' seeds and data serve both widths.
-    """
-    from pytest_ntk.verdicts import derive_seed
-
-    s = lee_settings
-    seeds = _seeds(ntk_seed, SEED_KEYS["ens"], s["ens_n_ensembles"] * s["ens_ensemble_size"])
-    data_seed = derive_seed(ntk_seed, SEED_KEYS["ens"], 0)
-
-    def get(which):
-        key = {"suite": "lee2020", "part": "finite_vs_kernel", "code": _CODE, "settings": s, "which": which,
-               "seeds": seeds, "data_seed": data_seed}
-        return ntk_cache.get_or_compute(key, lambda: finite_vs_kernel(s, which, seeds, data_seed),
-                                        name="lee2020_finite_vs_kernel")
-
-    return get
+@suite.computation(uses="ridge")
+def lee_ridge(run) -> dict:
+    """:func:`ridge_vs_early_stopping` on the profile's data sets."""
+    s = run.settings["ridge"]
+    return ridge_vs_early_stopping(s, _seeds(run.base_seed, "ridge", s["n_seeds"]))
 
 
-@pytest.fixture(scope="session")
-def lee_ridge(lee_settings, ntk_seed, ntk_cache):
-    """``get()`` -> cached :func:`ridge_vs_early_stopping`."""
-    s = lee_settings
-    seeds = _seeds(ntk_seed, SEED_KEYS["ridge"], s["ridge_n_seeds"])
-    key = {"suite": "lee2020", "part": "ridge", "code": _CODE, "settings": s, "seeds": seeds}
-    return lambda: ntk_cache.get_or_compute(key, lambda: ridge_vs_early_stopping(s, seeds), name="lee2020_ridge")
-
-
-@pytest.fixture(scope="session")
-def lee_float_precision(lee_settings, ntk_seed, ntk_cache):
-    """``get()`` -> cached :func:`float_precision`."""
-    s = lee_settings
-    seeds = _seeds(ntk_seed, SEED_KEYS["fp"], s["fp_n_seeds"])
-    key = {"suite": "lee2020", "part": "float32", "code": _CODE, "settings": s, "seeds": seeds}
-    return lambda: ntk_cache.get_or_compute(key, lambda: float_precision(s, seeds), name="lee2020_float32")
+@suite.computation(uses="fp")
+def lee_float_precision(run) -> dict:
+    """:func:`float_precision` on the profile's data sets."""
+    s = run.settings["fp"]
+    return float_precision(s, _seeds(run.base_seed, "fp", s["n_seeds"]))

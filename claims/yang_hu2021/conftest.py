@@ -50,11 +50,11 @@ SETTINGS (per profile)
 from __future__ import annotations
 
 import functools
-import hashlib
-from pathlib import Path
 
 import numpy as np
-import pytest
+
+from pytest_ntk import Suite
+from pytest_ntk.verdicts import derive_seed
 
 SETTINGS = {
     "quick": {"depth": 2, "widths": (64, 128, 256, 512, 1024), "d": 8, "n_train": 32, "n_seeds": 4,
@@ -70,7 +70,9 @@ ABC = {
 }
 
 SEED_KEY = "yang-hu2021-features"
-_CODE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+suite = Suite("yang_hu2021", __file__, SETTINGS)
+settings, _record = suite.fixtures()
 
 
 def multipliers(kind: str, width: int, depth: int, d: int) -> np.ndarray:
@@ -178,20 +180,9 @@ def feature_changes(settings: dict, seeds: list[int], data_seed: int) -> dict:
     return out
 
 
-@pytest.fixture(scope="session")
-def yang_hu_settings(ntk_profile) -> dict:
-    """The active profile's row of :data:`SETTINGS`."""
-    return ntk_profile.pick(SETTINGS, suite="yang_hu2021")
-
-
-@pytest.fixture(scope="session")
-def feature_learning(yang_hu_settings, ntk_seed, ntk_cache):
-    """``get()`` -> cached :func:`feature_changes` for this profile and ``--ntk-seed``."""
-    from pytest_ntk.verdicts import derive_seed
-
-    s = yang_hu_settings
-    seeds = [derive_seed(ntk_seed, SEED_KEY, i + 1) for i in range(s["n_seeds"])]
-    data_seed = derive_seed(ntk_seed, SEED_KEY, 0)
-    key = {"suite": "yang_hu2021", "code": _CODE, "settings": s, "seeds": seeds, "data_seed": data_seed}
-    return lambda: ntk_cache.get_or_compute(key, lambda: feature_changes(s, seeds, data_seed),
-                                            name="yang_hu2021_features")
+@suite.computation
+def feature_learning(run) -> dict:
+    """The cached :func:`feature_changes` of this profile and ``--ntk-seed``."""
+    s = run.settings
+    seeds = [derive_seed(run.base_seed, SEED_KEY, i + 1) for i in range(s["n_seeds"])]
+    return feature_changes(s, seeds, derive_seed(run.base_seed, SEED_KEY, 0))
