@@ -79,7 +79,7 @@ SETTINGS = {
         "gd_trials": 6, "gd_steps": 300, "gd_lr_fraction": 0.5, "ensemble": 4,
         "eq_n_train": 200, "eq_widths": (128, 512, 2048), "eq_seeds": 4, "eq_steps": 300,
         "eq_lr_fraction": 0.5,
-        "limit_n": 48, "limit_widths": (128, 512, 2048), "limit_samples": 16,
+        "limit_n": 32, "limit_widths": (128, 512, 2048, 8192), "limit_samples": 48,
     },
     "paper": {
         "trials": 50, "n": 1000, "d": 15, "n_train": 670,
@@ -353,6 +353,9 @@ class Audit:
           training: gradient flow (SGD variants, ``t = lr * steps``) or gradient descent (GD variants,
           same ``lr`` and steps) on the same training points, including the network's own initial
           output ``f0`` (single networks) or without it (centred networks and their ensemble);
+        - ``kt_nn1[v]`` (T,): the rival "NN1's NTK for both depths": NN2's column of ``kt`` computed
+          with NN1's analytic NTK in place of NN2's (same training time, points and ``f0``) -- the
+          prediction of a theory in which depth does not change the kernel;
         - ``kinf`` (T, 2): kernel regression (t = infinity, all 670 points) with the own NTK -- the
           paper's comparison with the right kernel.
         """
@@ -364,41 +367,48 @@ class Audit:
         def compute():
             nn = {v: np.zeros((T, 2)) for v in VARIANTS}
             kt = {v: np.zeros((T, 2)) for v in VARIANTS}
+            kt_nn1 = {v: np.zeros(T) for v in VARIANTS}
             kinf = np.zeros((T, 2))
             for i in range(T):
                 tr = self.trial(i)
-                for c, depth in enumerate((1, 2)):
-                    net = self.net(depth)
-                    th = net.ntk(tr.x_train)
-                    ths = net.ntk(tr.x_test, tr.x_train)
-                    kinf[i, c] = rms(predict.kernel_regression(th, tr.y_train, ths) - tr.y_test)
-                    # SGD, published: 468 points, gradient flow at t = lr * steps, with f0
-                    r = self.sgd_run("published", depth, i)
+                kernels = {d: (self.net(d).ntk(tr.x_train), self.net(d).ntk(tr.x_test, tr.x_train)) for d in (1, 2)}
+
+                def predictions(th, ths, depth):
+                    """Test RMSE of the kernel (th, ths) predicting each variant's training of NN``depth``."""
+                    out = {}
+                    r = self.sgd_run("published", depth, i)  # 468 points, gradient flow at t = lr * steps, with f0
                     _, p = predict.gradient_descent_mse(th[:nf, :nf], tr.y_train[:nf], ths[:, :nf],
                                                         r["lr"] * r["steps"], f0_train=r["f0_train"],
                                                         f0_test=r["f0_test"])
-                    nn["published"][i, c] = rms(r["f_test"] - tr.y_test)
-                    kt["published"][i, c] = rms(p - tr.y_test)
-                    # SGD, all 670 points
-                    r = self.sgd_run("all_points", depth, i)
+                    out["published"] = rms(p - tr.y_test)
+                    r = self.sgd_run("all_points", depth, i)  # all 670 points
                     _, p = predict.gradient_descent_mse(th, tr.y_train, ths, r["lr"] * r["steps"],
                                                         f0_train=r["f0_train"], f0_test=r["f0_test"])
-                    nn["all_points"][i, c] = rms(r["f_test"] - tr.y_test)
-                    kt["all_points"][i, c] = rms(p - tr.y_test)
-                    # full-batch GD: column 0 with the single network's f0, column 1 centred (f0 = 0)
-                    g = self.gd_run(depth, i)
+                    out["all_points"] = rms(p - tr.y_test)
+                    g = self.gd_run(depth, i)  # full-batch GD: column 0 with the single network's f0, 1 centred
                     y2 = np.stack([tr.y_train, tr.y_train], axis=1)
                     f0 = np.stack([g["single_f0_train"], np.zeros(tr.n_train)], axis=1)
                     f0s = np.stack([g["single_f0_test"], np.zeros(tr.n_test)], axis=1)
                     _, p2 = predict.gradient_descent_mse(th, y2, ths, g["lr"] * g["steps"], lr=g["lr"],
                                                          f0_train=f0, f0_test=f0s)
+                    out["full_batch"] = rms(p2[:, 0] - tr.y_test)
+                    out["centred"] = out["ensemble"] = rms(p2[:, 1] - tr.y_test)
+                    return out
+
+                for c, depth in enumerate((1, 2)):
+                    th, ths = kernels[depth]
+                    kinf[i, c] = rms(predict.kernel_regression(th, tr.y_train, ths) - tr.y_test)
+                    for v, value in predictions(th, ths, depth).items():
+                        kt[v][i, c] = value
+                    nn["published"][i, c] = rms(self.sgd_run("published", depth, i)["f_test"] - tr.y_test)
+                    nn["all_points"][i, c] = rms(self.sgd_run("all_points", depth, i)["f_test"] - tr.y_test)
+                    g = self.gd_run(depth, i)
                     nn["full_batch"][i, c] = rms(g["single_f_test"] - tr.y_test)
-                    kt["full_batch"][i, c] = rms(p2[:, 0] - tr.y_test)
                     nn["centred"][i, c] = rms(g["centred_f_test"][0] - tr.y_test)
-                    kt["centred"][i, c] = rms(p2[:, 1] - tr.y_test)
                     nn["ensemble"][i, c] = rms(np.mean(g["centred_f_test"], axis=0) - tr.y_test)
-                    kt["ensemble"][i, c] = kt["centred"][i, c]
-            return {"nn": nn, "kt": kt, "kinf": kinf}
+                for v, value in predictions(*kernels[1], 2).items():  # the rival: NN1's NTK for NN2's training
+                    kt_nn1[v][i] = value
+            return {"nn": nn, "kt": kt, "kt_nn1": kt_nn1, "kinf": kinf}
 
         s = self.s
         key = self._key("protocol variants", trial_seeds=self.trial_seeds[:T],

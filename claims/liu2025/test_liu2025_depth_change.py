@@ -32,9 +32,9 @@ SOURCE = ("arXiv:2501.10929, abstract claim 2 and Sec. 4 (table: NN1 vs NN2 agai
         "The NTK predicts the depth change: over the network trials, the mean of "
         "(RMSE(NN2) - RMSE(NN1)) - (RMSE(K2) - RMSE(K1)) for the kernel family K (as published or with the "
         "corrected angle) is zero within 0.5*mean|RMSE(K2) - RMSE(K1)| + 0.02*mean RMSE(K1) (95% CI of the "
-        "mean). Quick profile: networks of width 256 (paper 10,000) trained 150/300 SGD epochs (paper "
-        "3000/6000) on 6 trials (paper 50), batch 8, Keras lr 0.002, 30% validation split as published; "
-        "kernel rows on the same trials."
+        "mean). ${profile} profile: networks of width ${nn_width} (paper 10,000) trained ${nn_epochs} SGD "
+        "epochs for NN1, NN2 (paper 3000, 6000) on ${nn_trials} trials (paper 50), batch 8, Keras lr 0.002, "
+        "30% validation split as published; kernel rows on the same trials."
     ),
     expect="fails",
 )
