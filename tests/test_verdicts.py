@@ -509,7 +509,7 @@ def test_seeds_are_stable_distinct_and_depend_on_base_seed_and_id():
 
 def test_stage_records_duration_and_status():
     calls = []
-    rec = recorder(on_stage=lambda cid, name, dt: calls.append((cid, name, dt)))
+    rec = recorder(on_stage=lambda cid, name, dt: calls.append((cid, name, dt)) if dt is not None else None)
     with rec.stage("train"):
         sum(range(1000))
     with pytest.raises(KeyError):
@@ -719,3 +719,19 @@ def test_interval_refuses_bad_input():
         with pytest.raises(ClaimError, match=word):
             rec.interval(**kwargs)
         assert rec.finish().verdict is Verdict.ERROR
+
+
+def test_a_rival_on_the_allowed_side_of_a_bound_is_refused():
+    """'At most -0.25' and 'exactly -0.5' do not compete: such a rival is refused, by name."""
+    cases = [lambda r: r.slope([1.0, 2.0, 4.0], [1.0, 0.5, 0.25], upper=-0.25, rivals={"also allowed": -0.5}),
+             lambda r: r.interval(0.04, (0.03, 0.045), upper=0.05, rivals={"below too": 0.01})]
+    for case in cases:
+        rec = recorder()
+        with pytest.raises(ClaimError, match="does not contradict the prediction"):
+            case(rec)
+        assert rec.finish().verdict is Verdict.ERROR
+
+
+def test_rival_outcomes_are_in_the_message_whatever_the_verdict():
+    m = recorder().samples([0.9, 1.1, 1.0], predicted=1.0, rtol=0.05, rivals={"far": 3.0})
+    assert m.verdict is Verdict.INCONCLUSIVE and "rivals ruled out: 'far'" in m.message

@@ -30,12 +30,18 @@ class Artifacts:
 
     @contextlib.contextmanager
     def stage(self, name):
-        """Time a stage of the claim (``duration_s`` per stage lands in the JSON report)."""
+        """Time a stage of the claim (``duration_s`` per stage lands in the JSON report).
+
+        The recorder's ``on_stage(claim id, stage, seconds)`` hears of it twice: when it starts
+        (``seconds`` is None) and when it ends -- the harness shows long stages while they run.
+        """
         self._check_open(f"stage {short(name)}")
         try:
             label = as_name(name, "stage name", f"claim {self.id!r}")
         except ClaimError as exc:
             self._refuse("stage", "stage", _strip(str(exc), self.id))
+        if self._on_stage is not None:
+            self._on_stage(self.id, label, None)
         start = time.perf_counter()
         status = "done"
         try:

@@ -12,7 +12,9 @@ Four kinds, each with the same rule for the prediction and for every rival predi
 
 **Rivals.** A rival is what a competing or deliberately wrong theory predicts for the same
 quantity. It is judged exactly as the prediction is (same tolerance rule, same interval); its
-verdict FAILS means the measurement rejects it. The measurement's verdict is then
+verdict FAILS means the measurement rejects it. For a one-sided claim (bounds only), a rival on
+the claim's allowed side is refused by the recorder: it is a special case of the claim, not a
+competitor. The measurement's verdict is then
 
 - FAILS when the prediction FAILS (whatever the rivals do);
 - HOLDS only when the prediction HOLDS **and** every rival FAILS;
@@ -63,6 +65,11 @@ def interval_verdict(lo: float, hi: float, ok_lo: float, ok_hi: float) -> Verdic
 def _with_rivals(verdict: Verdict, message: str, rivals: list[Rival]) -> tuple[Verdict, str]:
     """The measurement's verdict from the prediction's and the rivals' (see the module docstring)."""
     if verdict is not Verdict.HOLDS:
+        if rivals:  # the rivals' outcomes are part of the finding even when the prediction decides nothing
+            out = [r.name for r in rivals if r.ruled_out]
+            kept = [r.name for r in rivals if not r.ruled_out]
+            message += ("; rivals " + (f"ruled out: {', '.join(map(repr, out))}" if out else "")
+                        + ("; " if out and kept else "") + (f"not ruled out: {', '.join(map(repr, kept))}" if kept else ""))
         return verdict, message
     standing = [r for r in rivals if not r.ruled_out]
     if not standing:

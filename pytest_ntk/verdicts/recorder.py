@@ -127,7 +127,7 @@ class ClaimRecorder(Artifacts):
         *,
         base_seed: int = 0,
         seed_key: str | None = None,
-        on_stage: Callable[[str, str, float], None] | None = None,
+        on_stage: Callable[[str, str, float | None], None] | None = None,
         tolerance_is_default: bool = False,
     ):
         self._id = str(claim_id)
@@ -303,6 +303,23 @@ class ClaimRecorder(Artifacts):
             out[label] = shape_of(label, arr)
         return out
 
+    def _contradicts(self, name: str, rivals: dict[str, np.ndarray], lo, hi) -> None:
+        """Refuse a rival of a one-sided claim that lies on the claim's allowed side (in ``[lo, hi]``).
+
+        "The slope is at most -0.25" and "the slope is -0.5" do not compete: the second is a special
+        case of the first, and ruling it out or not says nothing about the claim. (A rival of a
+        two-sided prediction may lie inside its tolerance band: then the measurement cannot tell the
+        two theories apart at this tolerance, which is exactly what INCONCLUSIVE reports.)
+        """
+        for rname, r in rivals.items():
+            with np.errstate(all="ignore"):
+                inside = np.all((np.asarray(lo) <= r) & (r <= np.asarray(hi)))
+            if inside:
+                raise ClaimError(
+                    f"{self._where(name)}: rival {rname!r} ({short(r.tolist() if r.ndim else float(r))}) lies inside "
+                    f"the prediction's allowed range, so it does not contradict the prediction; a rival must "
+                    f"predict something the prediction rules out")
+
     def _nonfinite(self, name: str, kind: str, **arrays) -> Measurement | None:
         for what, arr in arrays.items():
             if arr is not None and not np.all(np.isfinite(arr)):
@@ -412,6 +429,9 @@ class ClaimRecorder(Artifacts):
             raise ClaimError(f"{where}: slope needs at least two distinct x values, got {short(x)}")
         if "upper" in targets and "lower" in targets and float(targets["lower"]) > float(targets["upper"]):
             raise ClaimError(f"{where}: lower={lower!r} exceeds upper={upper!r}")
+        if "expected" not in targets:  # a one-sided claim: a rival on its allowed side is no rival
+            self._contradicts(name, rv, float(targets["lower"]) if "lower" in targets else -math.inf,
+                              float(targets["upper"]) if "upper" in targets else math.inf)
         return judge.slope(name, xa, ya, expected=float(targets["expected"]) if "expected" in targets else None,
                            tol=tol, upper=float(targets["upper"]) if "upper" in targets else None,
                            lower=float(targets["lower"]) if "lower" in targets else None, log=bool(log),
@@ -514,6 +534,9 @@ class ClaimRecorder(Artifacts):
             raise ClaimError(f"{where}: the interval [{l!r}, {h!r}] does not contain the estimate {e!r}")
         if "upper" in targets and "lower" in targets and targets["lower"][0] > targets["upper"][0]:
             raise ClaimError(f"{where}: lower={lower!r} exceeds upper={upper!r}")
+        if "predicted" not in targets:  # a one-sided claim: a rival on its allowed side is no rival
+            self._contradicts(name, rv, float(targets["lower"][0]) if "lower" in targets else -math.inf,
+                              float(targets["upper"][0]) if "upper" in targets else math.inf)
         return judge.interval(name, e, l, h, predicted=float(targets["predicted"][0]) if "predicted" in targets else None,
                               rtol=rtol_, atol=atol_,
                               upper=float(targets["upper"][0]) if "upper" in targets else None,
