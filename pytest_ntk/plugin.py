@@ -79,7 +79,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    item.config.stash[_SESSION].start(item, on_stage=_progress(item.config))
+    ntk = item.config.stash[_SESSION]
+    ntk.start(item, on_stage=ntk.progress.stage)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -87,22 +88,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     item.config.stash[_SESSION].on_report(item, call, report)
     return report
-
-
-def _progress(config: pytest.Config):
-    """A per-stage progress line (with -v, in the main process only), written past output capture."""
-    if config.getoption("verbose") < 1 or hasattr(config, "workerinput"):
-        return None
-
-    def on_stage(claim_id: str, stage: str, duration: float) -> None:
-        tr = config.pluginmanager.get_plugin("terminalreporter")
-        capman = config.pluginmanager.get_plugin("capturemanager")
-        if tr is None or capman is None:
-            return
-        with capman.global_and_fixture_disabled():
-            tr.write_line(f"    {claim_id}: {stage} done in {duration:.2f}s")
-
-    return on_stage
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -133,7 +118,13 @@ class _Controller:
     def __init__(self, ntk: NTKSession):
         self.ntk = ntk
 
+    def pytest_runtest_logstart(self, nodeid, location) -> None:
+        if self.ntk.is_distributing():  # xdist controller: the workers' claims as they start
+            self.ntk.progress.claim_started(nodeid, self.ntk.label_of(nodeid), "xdist")
+
     def pytest_runtest_logreport(self, report) -> None:
+        if report.when == "teardown" and self.ntk.is_distributing():
+            self.ntk.progress.claim_ended(report.nodeid)
         payload = getattr(report, "ntk_claim", None)
         if payload is not None:
             self.ntk.record(report.nodeid, payload)
@@ -159,6 +150,7 @@ class _Controller:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
+        self.ntk.progress.close()
         self.ntk.finish(session, exitstatus)
 
 

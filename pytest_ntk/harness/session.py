@@ -37,6 +37,7 @@ from ..report import jsonreport, runinfo, terminal
 from ..verdicts import ClaimError, ClaimResult, Tolerance, Verdict, breaks_run
 from . import options as _options
 from . import outcome as _outcome
+from .progress import Progress
 from .profiles import Profile, ProfileError, load_profiles
 from .spec import ClaimSpec, claim_error_payload, claim_spec, duplicate_ids, format_statement, safe_spec, xfail_reason
 
@@ -97,6 +98,7 @@ class NTKSession:
         self._cache = None
         self.worker_cache_stats: list[dict[str, Any]] = []  # from xdist workers, at their node-down
         self.manifest_dir: str | None = None
+        self.progress = Progress(config)
         if self.is_worker:
             self.manifest_dir = config.workerinput.get(_MANIFEST_KEY)
         else:
@@ -118,6 +120,18 @@ class NTKSession:
         if self.manifest_dir is None:
             self.manifest_dir = tempfile.mkdtemp(prefix="pytest-ntk-claims-")
         node.workerinput[_MANIFEST_KEY] = self.manifest_dir
+
+    def is_distributing(self) -> bool:
+        """True in an xdist controller (the claims run in workers)."""
+        return self.manifest_dir is not None and not self.is_worker
+
+    def label_of(self, nodeid: str) -> str:
+        """The claim id of a node id (from the workers' manifests), else the node id."""
+        meta = self.collected.get(nodeid)
+        if meta is None:
+            self._read_manifests()
+            meta = self.collected.get(nodeid)
+        return meta["id"] if meta else nodeid
 
     def _read_manifests(self) -> None:
         if self.is_worker or not self.manifest_dir or not os.path.isdir(self.manifest_dir):

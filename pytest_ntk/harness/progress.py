@@ -1,0 +1,185 @@
+"""Showing long work while it runs, without ``-v``: which claim, which stage, for how long.
+
+A cold audit can spend minutes in one stage of one claim (training fifty networks, say). pytest
+itself prints nothing then, and the run looks hung. :class:`Progress` keeps a handle on the real
+standard output, taken when the plugin is configured -- before pytest redirects it to capture
+each test's output -- and a background ticker writes there:
+
+- **on a terminal**: a live line under pytest's progress line, updated every second once a stage
+  has run for ``LIVE_AFTER_S`` (``⏳ claim: stage  42s``), erased when the stage ends (the cursor
+  goes back to the end of pytest's line, so pytest's dots continue where they were);
+- **elsewhere** (CI logs, files): plain lines only for long stages -- one when a stage has run
+  ``PLAIN_AFTER_S``, one every ``PLAIN_EVERY_S`` after that, and one when it ends -- so a short run
+  prints nothing extra and a long one never looks hung;
+- **under pytest-xdist** the controller does the same per worker from the claims' start events
+  (which claim runs on which worker, for how long; the stages are inside the workers).
+
+With ``-v`` the plugin prints every stage as it ends instead, and with ``-s`` (no capture) or
+``-q -q`` nothing is drawn. Nothing here changes a result: it only writes to the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+__all__ = ["Progress"]
+
+LIVE_AFTER_S = 2.0
+PLAIN_AFTER_S = 60.0
+PLAIN_EVERY_S = 300.0
+_TICK_S = 1.0
+
+
+def _fmt(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class Progress:
+    """The ticker (see the module docstring). ``stage()`` is the recorders' ``on_stage`` callback."""
+
+    def __init__(self, config):
+        self.config = config
+        self.verbose = config.getoption("verbose") > 0 and not hasattr(config, "workerinput")
+        self.enabled = (config.getoption("verbose") in (0, -1)
+                        and getattr(config.option, "capture", "fd") != "no"
+                        and not getattr(config.option, "collectonly", False))
+        self._out = None
+        self.tty = False
+        if self.enabled and not hasattr(config, "workerinput"):
+            try:
+                self._out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8",
+                                      errors="replace")
+                self.tty = self._out.isatty() and os.environ.get("TERM") != "dumb"
+            except (OSError, ValueError, AttributeError):  # no real stdout (e.g. pytest run from a notebook)
+                self._out = None
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[str, float, float]] = {}  # key -> (label, start, next plain line)
+        self._live = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ events
+    def stage(self, claim_id: str, stage: str, seconds: float | None) -> None:
+        """A stage started (``seconds`` None) or ended (in this process)."""
+        if self.verbose:  # -v: a line per stage as it ends, written past output capture
+            if seconds is not None:
+                tr = self.config.pluginmanager.get_plugin("terminalreporter")
+                capman = self.config.pluginmanager.get_plugin("capturemanager")
+                if tr is not None and capman is not None:
+                    with capman.global_and_fixture_disabled():
+                        tr.write_line(f"    {claim_id}: {stage} done in {seconds:.2f}s")
+            return
+        if self._out is None:
+            return
+        if seconds is None:
+            self._begin(f"{claim_id}/{stage}", f"{claim_id}: {stage}")
+        else:
+            self._end(f"{claim_id}/{stage}", seconds)
+
+    def claim_started(self, nodeid: str, label: str, worker: str) -> None:
+        """xdist controller: a worker started a claim."""
+        if self._out is not None:
+            self._begin(nodeid, f"{label} [{worker}]")
+
+    def claim_ended(self, nodeid: str) -> None:
+        if self._out is not None and nodeid in self._running:
+            self._end(nodeid, time.monotonic() - self._running[nodeid][1])
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        with self._lock:
+            self._clear_live()
+            self._running.clear()
+        if self._out is not None:
+            try:
+                self._out.close()
+            except OSError:
+                pass
+            self._out = None
+
+    # ------------------------------------------------------------------ internals
+    def _begin(self, key: str, label: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._running[key] = (label, now, now + PLAIN_AFTER_S)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._tick, name="pytest-ntk progress", daemon=True)
+            self._thread.start()
+
+    def _end(self, key: str, seconds: float) -> None:
+        with self._lock:
+            entry = self._running.pop(key, None)
+            if entry is None:
+                return
+            if self.tty:
+                if self._running:
+                    self._draw()
+                else:
+                    self._clear_live()
+            elif seconds >= PLAIN_AFTER_S:
+                self._plain(f"{entry[0]}: done in {_fmt(seconds)}")
+
+    def _tick(self) -> None:
+        while not self._stop.wait(_TICK_S):
+            with self._lock:
+                if not self._running:
+                    continue
+                now = time.monotonic()
+                if self.tty:
+                    if any(now - start >= LIVE_AFTER_S for _, start, _ in self._running.values()):
+                        self._draw()
+                    continue
+                for key, (label, start, due) in list(self._running.items()):
+                    if now >= due:
+                        self._plain(f"{label}: running for {_fmt(now - start)}")
+                        self._running[key] = (label, start, now + PLAIN_EVERY_S)
+
+    def _plain(self, text: str) -> None:
+        """One line of its own (after pytest's unfinished progress line, if any)."""
+        self._write(("\n" if self._pytest_column() else "") + f"    [pytest-ntk] {text}\n")
+
+    def _draw(self) -> None:
+        """Write (or rewrite) the live line under pytest's current line."""
+        now = time.monotonic()
+        parts = [f"{label}  {_fmt(now - start)}" for label, start, _ in self._running.values()]
+        columns = _columns()
+        text = ("⏳ " + " | ".join(parts))[: max(10, columns - 1)]
+        if not self._live:
+            if self._pytest_column() >= columns:
+                return  # pytest's line wrapped: no safe place for a live line
+            self._write("\n")
+            self._live = True
+        self._write("\r\x1b[2K" + text)
+
+    def _clear_live(self) -> None:
+        """Erase the live line and put the cursor back at the end of pytest's line."""
+        if not self._live:
+            return
+        column = self._pytest_column()
+        self._write("\r\x1b[2K\x1b[1A" + (f"\x1b[{column}C" if column else ""))
+        self._live = False
+
+    def _pytest_column(self) -> int:
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        tw = getattr(tr, "_tw", None)
+        return int(getattr(tw, "width_of_current_line", 0) or 0)
+
+    def _write(self, text: str) -> None:
+        try:
+            self._out.write(text)
+            self._out.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _columns() -> int:
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 80
