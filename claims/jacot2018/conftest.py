@@ -19,10 +19,10 @@ CPU cores; ``paper`` is the published scale (a GPU). The network of the paper's 
     ``depth``, ``width``: the network trained (quick: one hidden layer, the smallest depth of
     Proposition 2, so that a width of 4096 is cheap; paper: Fig. 1's depth at width 8192).
     ``n``, ``dim``: training points on the sphere. ``top_k``: eigen-directions of Theta_inf tracked.
-    ``lr_fraction``: the step as a fraction of the critical rate 2n / lambda_max(Theta_inf), small so
-    that gradient descent follows gradient flow. ``horizon``: train until ``lambda_k t / n`` reaches
-    this (the k-th direction has decayed by e^-horizon). ``chunks``: checkpoints. ``seeds``:
-    networks.
+    ``lr_fraction``: the step as a fraction of the critical rate 2n / lambda_max(Theta_inf) (0.05:
+    ``lr lambda_1 / n = 0.1``; the claim predicts the discrete recursion, not the flow).
+    ``horizon``: train until ``lambda_k t / n`` reaches this (the k-th direction has decayed by
+    e^-horizon). ``chunks``: checkpoints. ``seeds``: networks.
 
 Everything expensive is computed once per session by the computations below (``pytest_ntk.Suite``:
 cached under the settings they use, the base seed and a digest of this file).
@@ -116,6 +116,7 @@ def _decay(settings: dict, base_seed: int) -> dict:
     n = x.shape[0]
     limit_model = FullyConnected(s["depth"], 1, s["activation"], W_std=s["W_std"], b_std=s["b_std"])
     theta_inf = limit_model.ntk(x)
+    nngp = limit_model.nngp(x)  # the readout layer's own NTK (the rival's kernel in the claim)
     lam, vecs = np.linalg.eigh(theta_inf)
     lam, vecs = lam[::-1], vecs[:, ::-1]
     k = s["top_k"]
@@ -146,7 +147,7 @@ def _decay(settings: dict, base_seed: int) -> dict:
         f_lin, _ = predict.gradient_descent_mse(theta0, y, None, lr * steps, lr=lr, f0_train=f0)
         linear.append(f_lin - y)
         thetas.append(theta0)
-    return {"x": x, "theta_inf": theta_inf, "eigenvalues": lam, "V": V, "lr": float(lr),
+    return {"x": x, "theta_inf": theta_inf, "nngp": nngp, "eigenvalues": lam, "V": V, "lr": float(lr),
             "steps": steps, "times": lr * steps, "seeds": np.asarray(seeds),
             "residuals": np.stack(residuals), "linear_residuals": np.stack(linear),
             "theta0": np.stack(thetas)}

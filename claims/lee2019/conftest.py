@@ -20,23 +20,19 @@ Descent* (arXiv:1902.06720): settings and shared work.
     ``lr_fraction``: the step as a fraction of each network's own ``2 n / lambda_max(Theta_hat_0)``
     (the ``lr_fraction`` of :func:`pytest_ntk.science.train.train`); ``steps``: steps of full-batch GD.
 
-Shared work is computed once per session by the fixtures below and cached through ``ntk_cache``
-under a key naming every input and a digest of this file.
+Everything expensive is computed once per session by the computations below (``pytest_ntk.Suite``:
+cached under the settings they use, the base seed and a digest of this file).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-from pathlib import Path
 
 import numpy as np
-import pytest
 
+from pytest_ntk import Suite
+from pytest_ntk.science.models import tree_norm
 from pytest_ntk.verdicts import derive_seed
-
-SUITE = "lee2019"
-RECIPE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 SETTINGS = {
     "quick": {
@@ -53,11 +49,8 @@ SETTINGS = {
     },
 }
 
-
-@pytest.fixture(scope="session")
-def lee_settings(ntk_profile) -> dict:
-    """The active profile's settings (``SETTINGS`` above, with pyproject overrides for ``lee2019``)."""
-    return ntk_profile.pick(SETTINGS, suite=SUITE)
+suite = Suite("lee2019", __file__, SETTINGS)
+settings, _record = suite.fixtures()
 
 
 def dataset(s: dict, base_seed: int):
@@ -68,14 +61,6 @@ def dataset(s: dict, base_seed: int):
     teacher = FullyConnected(s["depth"], 1, s["activation"], W_std=s["W_std"], b_std=s["b_std"])
     t = data.teacher(teacher, s["n"], s["dim"], derive_seed(base_seed, "lee2019/data"), kind="gp")
     return np.asarray(t.x), np.asarray(t.y)
-
-
-def _tree_norm(tree) -> np.ndarray:
-    """Euclidean norm over all leaves, per seed (leaves stacked over seeds on axis 0)."""
-    import jax
-
-    leaves = jax.tree_util.tree_leaves(tree)
-    return np.sqrt(sum(np.sum(np.asarray(a, np.float64).reshape(a.shape[0], -1) ** 2, axis=1) for a in leaves))
 
 
 def linearized_path(theta0: np.ndarray, f0: np.ndarray, y: np.ndarray, lr: float, steps: np.ndarray) -> np.ndarray:
@@ -95,13 +80,40 @@ def linearized_path(theta0: np.ndarray, f0: np.ndarray, y: np.ndarray, lr: float
     return y[None, :] + (powers * coeff[None, :]) @ vec.T
 
 
+def linearized_weight_change(theta0: np.ndarray, f0: np.ndarray, y: np.ndarray, lr: float,
+                             steps: np.ndarray) -> np.ndarray:
+    r"""``||theta^lin_k - theta_0||_2`` of the linearized network after each of ``steps``, (T,).
+
+    Each step moves the parameters by ``-(lr/n) J_0^T r_j`` with ``r_j = (I - lr Theta_hat_0 / n)^j r_0``,
+    so after ``k`` steps ``theta^lin_k - theta_0 = -(lr/n) J_0^T S_k`` with
+    ``S_k = V diag(sum_{j<k} a^j) V^T r_0``, ``a = 1 - lr lambda / n``, and
+    ``||theta^lin_k - theta_0||^2 = (lr/n)^2 S_k^T Theta_hat_0 S_k`` (no Jacobian needed).
+    """
+    n = theta0.shape[0]
+    lam, vec = np.linalg.eigh(theta0)
+    a = 1.0 - lr * lam / n
+    coeff = vec.T @ (f0 - y)
+    out = []
+    for k in steps:
+        geometric = np.array([sum(float(ai) ** j for j in range(int(k))) for ai in a])
+        s_k = geometric * coeff  # S_k in the eigenbasis
+        out.append((lr / n) * math.sqrt(max(float(np.sum(lam * s_k**2)), 0.0)))
+    return np.asarray(out)
+
+
 def _lazy_width(s: dict, width: int, x, y, lr: float, seeds: list[int]) -> dict:
     r"""Train ``seeds`` networks of one width; record, per seed and checkpoint (t = 0 first):
 
     ``rms_gap``: ``||f_t(x) - f^lin_t(x)||_2 / sqrt(n)``, with ``f^lin`` the linearized network's
     full-batch gradient descent from the same init, ``y + (I - lr Theta_hat_0 / n)^k (f_0 - y)``
     (exact for the linear model; :func:`linearized_path`);
-    ``weight_change``: ``||theta_t - theta_0|| / ||theta_0||`` over all parameters;
+    ``weight_change``: ``||theta_t - theta_0||_2`` over all parameters (the N(0, 1) variables of the
+    NTK parameterization, Lee et al.'s theta);
+    ``weight_change_relative``: the same divided by ``||theta_0||`` (~ width: table only);
+    ``max_param_change``: ``max_j |theta_t,j - theta_0,j|`` (the largest single-parameter move);
+    ``layer_change``: ``||theta_t - theta_0||_2`` of each layer's weights and biases, (S, T, depth + 1);
+    ``weight_change_linearized``: ``||theta^lin_t - theta_0||_2`` of the linearized network
+    (:func:`linearized_weight_change`);
     ``ntk_change``: ``||Theta_hat_t - Theta_hat_0||_F / ||Theta_hat_0||_F`` on the training inputs.
     """
     import jax
@@ -120,7 +132,7 @@ def _lazy_width(s: dict, width: int, x, y, lr: float, seeds: list[int]) -> dict:
         keys = jnp.stack([jax.random.PRNGKey(sd) for sd in seeds])
         theta0 = jax.vmap(lambda k: model.init(k, x.shape[1], jnp.float64))(keys)
         f0 = np.asarray(jax.vmap(model.apply, in_axes=(0, None))(theta0, jnp.asarray(x)), np.float64)
-    theta0_norm = _tree_norm(theta0)
+    theta0_norm = tree_norm(theta0, axis=0)
 
     def per_seed(params, i):
         return jax.tree_util.tree_map(lambda a: a[i], params)
@@ -131,7 +143,10 @@ def _lazy_width(s: dict, width: int, x, y, lr: float, seeds: list[int]) -> dict:
 
     ntk0 = ntks(theta0)
     f_lin = np.stack([linearized_path(ntk0[i], f0[i], y, lr, steps) for i in range(len(seeds))])  # (S, T, n)
-    f_path, w_change, k_change = [f0], [np.zeros(len(seeds))], [np.zeros(len(seeds))]
+    w_lin = np.stack([linearized_weight_change(ntk0[i], f0[i], y, lr, steps) for i in range(len(seeds))])  # (S, T)
+    zeros = np.zeros(len(seeds))
+    f_path, w_change, w_max, k_change = [f0], [zeros], [zeros], [zeros]
+    layer_change = [np.zeros((len(seeds), s["depth"] + 1))]
     params = theta0
     for _ in range(s["chunks"]):
         res = train(model, x, y, seeds=seeds, steps=chunk, lr=lr, dtype=np.float64, params=params)
@@ -139,7 +154,10 @@ def _lazy_width(s: dict, width: int, x, y, lr: float, seeds: list[int]) -> dict:
         f_path.append(res.f_train)
         delta = jax.tree_util.tree_map(lambda a, b: np.asarray(a, np.float64) - np.asarray(b, np.float64),
                                        params, theta0)
-        w_change.append(_tree_norm(delta) / theta0_norm)
+        w_change.append(tree_norm(delta, axis=0))
+        layer_change.append(np.stack([tree_norm(layer, axis=0) for layer in delta], axis=1))
+        w_max.append(np.max(np.stack([np.abs(a).reshape(a.shape[0], -1).max(axis=1)
+                                      for a in jax.tree_util.tree_leaves(delta)]), axis=0))
         k_t = ntks(params)
         k_change.append(np.linalg.norm(k_t - ntk0, axis=(1, 2)) / np.linalg.norm(ntk0, axis=(1, 2)))
     f_path = np.stack(f_path, axis=1)  # (S, T, n)
@@ -147,6 +165,12 @@ def _lazy_width(s: dict, width: int, x, y, lr: float, seeds: list[int]) -> dict:
         "steps": steps,
         "rms_gap": np.linalg.norm(f_path - f_lin, axis=2) / math.sqrt(n),
         "weight_change": np.stack(w_change, axis=1),
+        "weight_change_relative": np.stack(w_change, axis=1) / theta0_norm[:, None],
+        "max_param_change": np.stack(w_max, axis=1),
+        "layer_change": np.stack(layer_change, axis=1),
+        "weight_change_linearized": w_lin,
+        "theta0_norm": theta0_norm,
+        "n_params": model.n_params(x.shape[1]),
         "ntk_change": np.stack(k_change, axis=1),
         "final_loss": np.asarray(res.final_loss),
         "final_loss_linearized": 0.5 * np.mean((f_lin[:, -1] - y) ** 2, axis=1),
@@ -164,18 +188,18 @@ def _lazy(s: dict, base_seed: int) -> dict:
     out = {"lr": float(lr), "critical_lr": float(predict.critical_lr(limit)), "widths": np.asarray(s["widths"]),
            "seeds": np.asarray(seeds)}
     per_width = [_lazy_width(s, w, x, y, lr, seeds) for w in s["widths"]]
-    for name in ("rms_gap", "weight_change", "ntk_change", "final_loss", "final_loss_linearized"):
+    for name in ("rms_gap", "weight_change", "weight_change_relative", "max_param_change", "layer_change",
+                 "weight_change_linearized",
+                 "theta0_norm", "n_params", "ntk_change", "final_loss", "final_loss_linearized"):
         out[name] = np.stack([p[name] for p in per_width])  # (W, S[, T])
     out["steps"] = per_width[0]["steps"]
     return out
 
 
-@pytest.fixture(scope="session")
-def lazy_runs(lee_settings, ntk_seed, ntk_cache) -> dict:
-    """Network vs linearized model along training, per (width, seed, checkpoint); cached."""
-    s = lee_settings["lazy"]
-    key = {"suite": SUITE, "what": "lazy", "recipe": RECIPE, "settings": s, "seed": ntk_seed}
-    return ntk_cache.get_or_compute(key, lambda: _lazy(s, ntk_seed), name="lee2019_lazy")
+@suite.computation(uses="lazy")
+def lazy_runs(run) -> dict:
+    """Network vs linearized model along training, per (width, seed, checkpoint)."""
+    return _lazy(run.settings["lazy"], run.base_seed)
 
 
 def _diverge(s_lazy: dict, s: dict, base_seed: int) -> dict:
@@ -193,6 +217,9 @@ def _diverge(s_lazy: dict, s: dict, base_seed: int) -> dict:
                            b_std=s_lazy["b_std"])
     seeds = [derive_seed(base_seed, "lee2019.linearized_diverges_above_critical_rate", i + 1)
              for i in range(s["seeds"])]
+    limit = FullyConnected(s_lazy["depth"], 1, s_lazy["activation"], W_std=s_lazy["W_std"],
+                           b_std=s_lazy["b_std"]).ntk(x)
+    lam_max_limit = float(np.linalg.eigvalsh(limit)[-1])  # the analytic NTK's (the rival's)
     losses, lrs, lam_max, net_final, net_peak, net_diverged_at = [], [], [], [], [], []
     for seed in seeds:
         res = train(model, x, y, seeds=[seed], steps=s["steps"], lr_fraction=s["lr_fraction"], dtype=np.float64,
@@ -212,14 +239,13 @@ def _diverge(s_lazy: dict, s: dict, base_seed: int) -> dict:
             net_peak.append(float("nan"))
             net_diverged_at.append(int(exc.step))
     return {"n": n, "losses": np.stack(losses), "lr": np.asarray(lrs), "lambda_max": np.asarray(lam_max),
+            "lambda_max_limit": lam_max_limit,
             "seeds": np.asarray(seeds), "network_final_loss": np.asarray(net_final),
             "network_peak_loss_ratio": np.asarray(net_peak),
             "network_diverged_at": np.asarray(net_diverged_at)}
 
 
-@pytest.fixture(scope="session")
-def divergence_runs(lee_settings, ntk_seed, ntk_cache) -> dict:
-    """Per-step losses of linearized networks above the critical rate; cached."""
-    s_lazy, s = lee_settings["lazy"], lee_settings["diverge"]
-    key = {"suite": SUITE, "what": "diverge", "recipe": RECIPE, "settings": s, "lazy": s_lazy, "seed": ntk_seed}
-    return ntk_cache.get_or_compute(key, lambda: _diverge(s_lazy, s, ntk_seed), name="lee2019_diverge")
+@suite.computation(uses=("lazy", "diverge"))
+def divergence_runs(run) -> dict:
+    """Per-step losses of linearized networks above the critical rate."""
+    return _diverge(run.settings["lazy"], run.settings["diverge"], run.base_seed)

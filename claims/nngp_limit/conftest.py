@@ -20,22 +20,16 @@ and Matthews et al. (2018), *Gaussian Process Behaviour in Wide Deep Neural Netw
     replicates at each width).
 
 Outputs are sampled in float64 (JAX inside :func:`pytest_ntk.science.numerics.x64`), ``chunk`` networks
-at a time, and cached through ``ntk_cache`` under a key naming every input and a digest of this
-file.
+at a time, by the computation ``sampled_outputs`` (``pytest_ntk.Suite``: cached under the model
+settings, the base seed, its arguments and a digest of this file).
 """
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from pytest_ntk.verdicts import derive_seed
-
-SUITE = "nngp_limit"
-RECIPE = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+from pytest_ntk import Suite
 
 SETTINGS = {
     "quick": {
@@ -56,11 +50,8 @@ SETTINGS = {
     },
 }
 
-
-@pytest.fixture(scope="session")
-def nngp_settings(ntk_profile) -> dict:
-    """The active profile's settings (``SETTINGS`` above, with pyproject overrides for ``nngp_limit``)."""
-    return ntk_profile.pick(SETTINGS, suite=SUITE)
+suite = Suite("nngp_limit", __file__, SETTINGS)
+settings, _record = suite.fixtures()
 
 
 def make_model(m: dict, width: int):
@@ -70,10 +61,10 @@ def make_model(m: dict, width: int):
                           out_dim=m["out_dim"])
 
 
-def inputs(m: dict, base_seed: int) -> np.ndarray:
+def inputs(run, m: dict) -> np.ndarray:
     from pytest_ntk.science import data
 
-    return data.sphere(m["n_inputs"], m["dim"], derive_seed(base_seed, "nngp_limit/inputs"))
+    return data.sphere(m["n_inputs"], m["dim"], run.seed("inputs"))
 
 
 def sample_outputs(model, x: np.ndarray, seed: int, n_networks: int, chunk: int) -> np.ndarray:
@@ -104,42 +95,37 @@ def sample_outputs(model, x: np.ndarray, seed: int, n_networks: int, chunk: int)
     return f.reshape(n_networks, x.shape[0], -1)
 
 
-def _cached_outputs(ntk_cache, settings: dict, base_seed: int, width: int, purpose: str, n_networks: int):
-    m = settings["model"]
-    model = make_model(m, width)
-    x = inputs(m, base_seed)
-    seed = derive_seed(base_seed, f"nngp_limit/{purpose}", width)
-    key = {"suite": SUITE, "what": "outputs", "recipe": RECIPE, "model": model, "x": x, "seed": seed,
-           "networks": n_networks, "chunk": settings["chunk"]}
-    return ntk_cache.get_or_compute(key, lambda: sample_outputs(model, x, seed, n_networks, settings["chunk"]),
-                                    name="nngp_limit_outputs")
+@suite.computation(uses=("model", "chunk"))
+def sampled_outputs(run, width: int, purpose: str, n_networks: int) -> np.ndarray:
+    """Outputs of ``n_networks`` width-``width`` networks on the inputs, seed stream ``purpose``/width."""
+    m = run.settings["model"]
+    return sample_outputs(make_model(m, width), inputs(run, m), run.seed(purpose, width), n_networks,
+                          run.settings["chunk"])
 
 
 @pytest.fixture(scope="session")
-def wide_outputs(nngp_settings, ntk_seed, ntk_cache) -> dict:
-    """Outputs of the wide networks (covariance and normality claims) and the analytic NNGP."""
-    s = nngp_settings
-    width = s["covariance"]["width"]
-    f = _cached_outputs(ntk_cache, s, ntk_seed, width, "wide", s["covariance"]["seeds"])
-    x = inputs(s["model"], ntk_seed)
-    return {"f": f, "x": x, "nngp": make_model(s["model"], width).nngp(x), "width": width}
+def wide_outputs(request, settings, sampled_outputs) -> dict:
+    """Outputs of the wide networks (covariance and normality claims), the analytic NNGP and NTK."""
+    width = settings["covariance"]["width"]
+    x = inputs(suite.run(request.config), settings["model"])
+    model = make_model(settings["model"], width)
+    return {"f": sampled_outputs(width, "wide", settings["covariance"]["seeds"]), "x": x,
+            "nngp": model.nngp(x), "ntk": model.ntk(x), "width": width}
 
 
 @pytest.fixture(scope="session")
-def narrow_outputs(nngp_settings, ntk_seed, ntk_cache) -> dict:
+def narrow_outputs(request, settings, sampled_outputs) -> dict:
     """Outputs of the narrow networks (negative control) and the analytic NNGP."""
-    s = nngp_settings
-    width = s["normality"]["narrow_width"]
-    f = _cached_outputs(ntk_cache, s, ntk_seed, width, "narrow", s["normality"]["seeds"])
-    x = inputs(s["model"], ntk_seed)
-    return {"f": f, "x": x, "nngp": make_model(s["model"], width).nngp(x), "width": width}
+    width = settings["normality"]["narrow_width"]
+    x = inputs(suite.run(request.config), settings["model"])
+    return {"f": sampled_outputs(width, "narrow", settings["normality"]["seeds"]), "x": x,
+            "nngp": make_model(settings["model"], width).nngp(x), "width": width}
 
 
 @pytest.fixture(scope="session")
-def kurtosis_outputs(nngp_settings, ntk_seed, ntk_cache) -> dict:
+def kurtosis_outputs(request, settings, sampled_outputs) -> dict:
     """Outputs per width of the kurtosis grid: {width: (seeds, n_inputs, out_dim)} and the NNGP."""
-    s = nngp_settings
-    k = s["kurtosis"]
-    x = inputs(s["model"], ntk_seed)
-    return {"f": {w: _cached_outputs(ntk_cache, s, ntk_seed, w, "kurtosis", k["seeds"]) for w in k["widths"]},
-            "nngp": make_model(s["model"], k["widths"][0]).nngp(x), "widths": list(k["widths"])}
+    k = settings["kurtosis"]
+    x = inputs(suite.run(request.config), settings["model"])
+    return {"f": {w: sampled_outputs(w, "kurtosis", k["seeds"]) for w in k["widths"]},
+            "nngp": make_model(settings["model"], k["widths"][0]).nngp(x), "widths": list(k["widths"])}
