@@ -26,7 +26,31 @@ import pytest
 from ..science.errors import OptionalDependencyMissing
 from ..verdicts import ClaimResult, Verdict
 
-__all__ = ["classify", "apply", "skip_reason", "set_junit_properties", "junit_properties"]
+__all__ = ["classify", "apply", "skip_reason", "set_junit_properties", "junit_properties", "usage_error"]
+
+
+def usage_error(item: pytest.Item, exc: BaseException) -> str:
+    """A claim that cannot start (a malformed marker, a bad tolerance): the message and the user's
+    own lines -- the test's decorators and ``def`` -- instead of the plugin's frames."""
+    import linecache
+
+    where = f"{item.location[0]}:{item.location[1] + 1}"
+    lines: list[str] = []
+    fn = getattr(item, "function", None)
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        first = code.co_firstlineno  # the first decorator's line
+        path = code.co_filename
+        where = f"{item.location[0]}:{first}"
+        for lineno in range(first, first + 40):
+            text = linecache.getline(path, lineno)
+            if not text:
+                break
+            lines.append(f"{lineno:>5} | {text.rstrip()}")
+            if text.lstrip().startswith(("def ", "async def ")):
+                break
+    body = "\n".join(lines)
+    return f"{where}: {type(exc).__name__}: {exc}" + (f"\n{body}" if body else "")
 
 
 def skip_reason(report) -> str:

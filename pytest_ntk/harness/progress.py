@@ -51,8 +51,7 @@ class Progress:
         self.tty = False
         if self.enabled and not hasattr(config, "workerinput"):
             try:
-                self._out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8",
-                                      errors="replace")
+                self._out = os.fdopen(os.dup(_stdout_fd()), "w", buffering=1, encoding="utf-8", errors="replace")
                 self.tty = self._out.isatty() and os.environ.get("TERM") != "dumb"
             except (OSError, ValueError, AttributeError):  # no real stdout (e.g. pytest run from a notebook)
                 self._out = None
@@ -176,6 +175,14 @@ class Progress:
             self._out.flush()
         except (OSError, ValueError):
             pass
+
+
+def _stdout_fd() -> int:
+    """The file descriptor pytest's terminal writes to (1, unless sys.stdout is a real file elsewhere)."""
+    try:
+        return sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a capture object (e.g. an in-process run)
+        return 1
 
 
 def _columns() -> int:

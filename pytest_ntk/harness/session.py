@@ -219,6 +219,7 @@ class NTKSession:
             if call.when == "setup" and _SETUP_ERROR in item.stash:
                 exc = item.stash[_SETUP_ERROR]
                 report.ntk_claim = claim_error_payload(item, f"{type(exc).__name__}: {exc}")
+                report.longrepr = _outcome.usage_error(item, exc)  # the user's lines, not the plugin's frames
             return
         spec, recorder = started
         meta = {**spec.meta(item.nodeid), "xfail": xfail_reason(item)}
@@ -341,7 +342,7 @@ class NTKSession:
             return
         terminalreporter.write_sep("=", "NTK claims")
         terminal.render(claims, terminalreporter.write_line,
-                        all_measurements=self.config.getoption("verbose") > 0)
+                        all_measurements=self.config.getoption("verbose") > 0, audit=self.audit)
         stats = self.cache_stats()
         if stats:
             terminalreporter.write_line(terminal.cache_line(stats))

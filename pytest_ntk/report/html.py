@@ -157,7 +157,8 @@ def _plots(c: dict) -> list[str]:
                 f'<figure class="fig"><figcaption>{_e(m.get("name"))}: fitted scaling</figcaption>'
                 + svg.slope_plot(d["x"], d["y"], slope=m["measured"], intercept=d.get("intercept"),
                                  log=bool(d.get("log", True)), ci=m.get("ci"), allowed=d.get("allowed"),
-                                 verdict=m.get("verdict"), name=m.get("name", "slope"))
+                                 verdict=m.get("verdict"), name=m.get("name", "slope"),
+                                 x_label=str(d.get("x_name") or "x"), y_label=str(d.get("y_name") or "y"))
                 + "</figure>"
             )
         elif _is_num(m.get("measured")) or _is_num(m.get("predicted")):

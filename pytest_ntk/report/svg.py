@@ -245,7 +245,8 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
 
 
 def slope_plot(x, y, *, slope, intercept, log: bool = True, ci=None, allowed=None, verdict: str | None = None,
-               name: str = "slope", width: int = 380, height: int = 250) -> str:
+               name: str = "slope", width: int = 380, height: int = 250, x_label: str = "x",
+               y_label: str = "y") -> str:
     """The points ``(x, y)``, the fitted line, and the allowed wedge of slopes through the centroid.
 
     With ``log``, the fit is ``ln y = intercept + slope * ln x`` and both axes are log10; else
@@ -296,8 +297,10 @@ def slope_plot(x, y, *, slope, intercept, log: bool = True, ci=None, allowed=Non
         if v0 <= v <= v1:
             body.append(_line(left, py(v), left + pw, py(v), stroke="#eaeef2"))
             body.append(_text(left - 4, py(v) + 3, tick_label(t), size=9, anchor="end", fill=MUTED))
-    axes = "log-log" if log else "linear"
-    body.append(_text(left + pw, height - 4, f"x ({axes})", size=9, anchor="end", fill=MUTED))
+    axes = "log scale" if log else "linear"
+    body.append(_text(left + pw, height - 4, f"{x_label} ({axes})", size=9, anchor="end", fill=MUTED))
+    body.append(f'<text x="10" y="{_f(top + ph / 2)}" font-size="9" fill="{MUTED}" text-anchor="middle" '
+                f'transform="rotate(-90 10 {_f(top + ph / 2)})">{escape(y_label)} ({axes})</text>')
     # clipped drawing area: the wedge, the CI lines, the fitted line, the points
     inner = []
     steep = 50.0 * (v1 - v0) / (u1 - u0)

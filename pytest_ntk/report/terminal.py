@@ -8,7 +8,7 @@ from typing import Iterable
 from ..verdicts.model import ORDER, decisive
 from .fmt import interval, num
 
-__all__ = ["render", "COLOURS", "counts_line", "cache_line"]
+__all__ = ["render", "COLOURS", "counts_line", "cache_line", "pytest_counts_line"]
 
 COLOURS = {"HOLDS": "green", "FAILS": "red", "INCONCLUSIVE": "yellow", "ERROR": "red", "SKIPPED": "yellow"}
 HEADER = ("claim", "verdict", "measured", "predicted", "gap", "tolerance", "margin", "CI", "rivals out", "source says")
@@ -73,14 +73,16 @@ def counts_line(claims: Iterable[dict]) -> str:
     return ", ".join(f"{counts[v]} {v}" for v in ORDER if counts.get(v))
 
 
-def render(claims: list[dict], write_line, *, all_measurements: bool = False, markup=None) -> None:
+def render(claims: list[dict], write_line, *, all_measurements: bool = False, markup=None,
+           audit: bool = False) -> None:
     """Write the table with ``write_line(text, **markup)`` (pytest's terminal writer)."""
     body = rows(claims, all_measurements)
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(HEADER)]
     widths[0] = min(widths[0], 72)
 
     def fmt(r):
-        cells = [r[0][: widths[0]].ljust(widths[0]), r[1].ljust(widths[1])]
+        label = r[0] if len(r[0]) <= widths[0] else r[0][: widths[0] - 1] + "…"
+        cells = [label.ljust(widths[0]), r[1].ljust(widths[1])]
         cells += [r[i].rjust(widths[i]) for i in range(2, 7)]
         cells += [r[7].ljust(widths[7]), r[8].rjust(widths[8]), r[9]]
         return "  ".join(cells).rstrip()
@@ -101,6 +103,44 @@ def render(claims: list[dict], write_line, *, all_measurements: bool = False, ma
             write_line(f"{c['verdict']} {c['id']}: {c['message'][:300]}", **{COLOURS[c['verdict']]: True})
     write_line("")
     write_line(f"NTK claims: {counts_line(claims) or 'none'}", bold=True)
+    reconcile = pytest_counts_line(claims, audit=audit)
+    if reconcile:
+        write_line(reconcile)
+
+
+def pytest_counts_line(claims: list[dict], *, audit: bool) -> str:
+    """How pytest's outcome words count the claims (they differ from the verdicts by design).
+
+    HOLDS passes; FAILS fails, except in an audit, when the source expects it or under an xfail
+    marker, where it is an expected failure (xfailed); INCONCLUSIVE is xfailed; ERROR fails;
+    SKIPPED is skipped. One line, e.g. ``in pytest's summary: 30 passed = 30 HOLDS; 42 xfailed =
+    37 FAILS (findings of the audit) + 5 INCONCLUSIVE``.
+    """
+    groups: dict[str, Counter] = {}
+    for c in claims:
+        v = c.get("verdict")
+        if v == "HOLDS":
+            word = "passed"
+        elif v == "FAILS":
+            word = "xfailed" if (audit or c.get("expect") == "fails" or c.get("xfail")) else "failed"
+        elif v == "INCONCLUSIVE":
+            word = "xfailed"
+        elif v == "ERROR":
+            word = "failed or error"
+        else:
+            word = "skipped"
+        groups.setdefault(word, Counter())[v] += 1
+    if not groups or set(groups) == {"passed"}:
+        return ""
+    why = {"FAILS": " (findings of the audit)" if audit else " (expected by the source)"}
+    parts = []
+    for word in ("passed", "failed", "failed or error", "xfailed", "skipped"):
+        if word in groups:
+            n = sum(groups[word].values())
+            detail = " + ".join(f"{k} {v}{why.get(v, '') if word == 'xfailed' else ''}"
+                                for v, k in sorted(groups[word].items(), key=lambda t: ORDER.index(t[0])))
+            parts.append(f"{n} {word} = {detail}")
+    return "in pytest's summary line: " + "; ".join(parts)
 
 
 def cache_line(stats: dict) -> str:

@@ -1,0 +1,118 @@
+"""A terminal that explains itself: pytest's counts reconciled with the verdicts, usage errors at the
+user's line, long names cut with an ellipsis, long work shown while it runs, reports readable by others."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+INNER = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:randomly")
+
+CLAIMS = """
+import pytest
+
+@pytest.mark.claim("u.fails")
+def test_fails(claim):
+    claim.close(2.0, 1.0)
+
+@pytest.mark.claim("u.inconclusive")
+def test_inconclusive(claim):
+    claim.samples([0.9, 1.1, 1.0], predicted=1.0)
+
+@pytest.mark.claim("u.holds")
+def test_holds(claim):
+    claim.close(1.0, 1.0)
+
+@pytest.mark.claim("u.usage", bogus=1)
+def test_usage(claim):
+    claim.close(1.0, 1.0)
+
+@pytest.mark.claim("u.a.very.long.claim.identifier.that.goes.on.and.on.and.on.for.a.long.time.indeed")
+def test_long(claim):
+    claim.close(1.0, 1.0, name="and a long measurement name too")
+"""
+
+
+def test_pytest_counts_are_reconciled_with_the_verdicts(pytester):
+    pytester.makepyfile(test_u=CLAIMS)
+    result = pytester.runpytest(*INNER, "--ntk-audit")
+    result.stdout.fnmatch_lines([
+        "NTK claims: 2 HOLDS, 1 FAILS, 1 INCONCLUSIVE, 1 ERROR",
+        "in pytest's summary line: 2 passed = 2 HOLDS; 1 failed or error = 1 ERROR; "
+        "2 xfailed = 1 FAILS (findings of the audit) + 1 INCONCLUSIVE",
+        "*2 passed, 2 xfailed, 1 error*",
+    ])
+
+
+def test_a_usage_error_shows_the_users_lines_not_the_plugins_frames(pytester):
+    pytester.makepyfile(test_u=CLAIMS)
+    result = pytester.runpytest(*INNER, "-k", "usage")
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "test_u.py:15: ClaimError: claim 'u.usage': unknown keyword(s) *bogus* in @pytest.mark.claim*",
+        "*| @pytest.mark.claim(\"u.usage\", bogus=1)",
+        "*| def test_usage(claim):",
+    ])
+    assert "pytest_ntk/" not in out.split("NTK claims")[0], out
+
+
+def test_long_names_are_cut_with_an_ellipsis(pytester):
+    pytester.makepyfile(test_u=CLAIMS)
+    result = pytester.runpytest(*INNER, "-k", "long")
+    row = next(line for line in result.stdout.lines if line.startswith("u.a.very"))
+    assert "…" in row and len(row.split("  ")[0]) <= 72
+
+
+def test_long_stages_print_plain_lines_when_output_is_not_a_terminal(pytester, monkeypatch):
+    from pytest_ntk.harness import progress
+
+    monkeypatch.setattr(progress, "PLAIN_AFTER_S", 0.3)
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 100.0)
+    monkeypatch.setattr(progress, "_TICK_S", 0.05)
+    pytester.makepyfile(test_slow="""
+        import time, pytest
+
+        @pytest.mark.claim("slow.one")
+        def test_slow(claim):
+            with claim.stage("train the networks"):
+                time.sleep(1.0)
+            claim.close(1.0, 1.0)
+    """)
+    out_file = pytester.path / "out.txt"
+    with open(out_file, "w") as fh:  # the ticker writes to the real stdout, a file here
+        saved = os.dup(1)
+        os.dup2(fh.fileno(), 1)
+        try:
+            result = pytester.runpytest(*INNER)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+    text = out_file.read_text()
+    assert result.ret == 0
+    assert "[pytest-ntk] slow.one: train the networks: running for 0s" in text, text
+    assert "[pytest-ntk] slow.one: train the networks: done in 1s" in text, text
+
+
+def test_reports_get_ordinary_permissions_and_no_lock_file_is_left(pytester):
+    pytester.makepyfile(test_u="import pytest\n@pytest.mark.claim('p.c')\ndef test_c(claim):\n    claim.close(1.0, 1.0)\n")
+    old = os.umask(0o022)
+    try:
+        result = pytester.runpytest(*INNER, "--ntk-json=r.json", "--ntk-html=r.html", "--ntk-markdown=r.md",
+                                    "--ntk-history=hist")
+    finally:
+        os.umask(old)
+    assert result.ret == 0
+    for name in ("r.json", "r.html", "r.md", "hist/history.jsonl"):
+        mode = stat.S_IMODE((pytester.path / name).stat().st_mode)
+        assert mode == 0o644, (name, oct(mode))
+    assert sorted(p.name for p in (pytester.path / "hist").iterdir()) == ["history.jsonl"]
+
+
+@pytest.mark.parametrize("marker", ['tolerance(rtol="0.1")', "tolerance(rtol=True)"])
+def test_a_bad_tolerance_marker_is_a_usage_error_at_the_users_line(pytester, marker):
+    pytester.makepyfile(test_t=f"import pytest\n@pytest.mark.{marker}\n@pytest.mark.claim('t.c')\n"
+                               "def test_c(claim):\n    claim.close(1.0, 1.0)\n")
+    result = pytester.runpytest(*INNER)
+    result.stdout.fnmatch_lines(["test_t.py:2: ClaimError: claim 't.c': rtol must be a number*", "*| @pytest.mark.tol*"])
