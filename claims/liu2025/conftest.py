@@ -1,6 +1,6 @@
 """The audit of Liu, Tai, Crandall & Huang (2025), arXiv:2501.10929: settings and shared computations.
 
-The paper's one experiment (``/work/shared/paper-liu2025.md``; public code ``howardhi/NTK-Issues``,
+The paper's one experiment (described in this folder's README.md; public code ``howardhi/NTK-Issues``,
 ``15d_ntkb1_par.py``) runs 50 trials. Per trial: 1000 inputs ``x`` in d = 15 (coordinates
 uniform(-5, 7), rows scaled to unit norm), targets ``y ~ N(0, K)`` with ``K`` the published NTKB1
 Gram, a random 670/330 split (:func:`pytest_ntk.science.data.liu2025_sphere`). Eleven predictors are
