@@ -330,7 +330,8 @@ def slope_plot(x, y, *, slope, intercept, log: bool = True, ci=None, allowed=Non
         lo_s = num(a_lo, 3) if _finite(a_lo) else "-inf"
         hi_s = num(a_hi, 3) if _finite(a_hi) else "inf"
         body.append(_text(left, 27, f"allowed slopes [{lo_s}, {hi_s}] (green wedge)", size=10, fill="#1a7f37"))
-    return _svg(width, height, body, f"{name}: fitted {axes} slope {num(slope)} against the allowed slopes")
+    return _svg(width, height, body, f"{name}: fitted {'log-log' if log else 'linear'} slope {num(slope)} against "
+                                     f"the allowed slopes")
 
 
 # ---------------------------------------------------------------------------- tables as bars
