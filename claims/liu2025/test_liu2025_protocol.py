@@ -72,9 +72,10 @@ DESCRIPTION = {
         "0.02*mean RMSE(K1) (95% CI), with Delta_K from kernel regression (prediction=regression: t = "
         "infinity, all 670 points) or from the NTK prediction for the same training time, points and initial "
         "output (prediction=same_training); and the rival in which NN1's NTK stands for both depths does not "
-        "predict it as well. ${profile} profile: width ${nn_width} (paper 10,000), ${gd_trials} trials (paper 20), "
-        "SGD ${nn_epochs} epochs for NN1, NN2 (paper 3000, 6000), full-batch GD ${gd_steps} steps at "
-        "${gd_lr_fraction} of the critical rate (paper 10,000 at 0.5), ensembles of ${ensemble} (paper 4)."
+        "predict it as well. ${profile} profile: width ${nn_width} (published: 10,000), ${gd_trials} trials, "
+        "SGD ${nn_epochs} epochs for NN1, NN2 (published: 3000, 6000), full-batch GD ${gd_steps} steps at "
+        "${gd_lr_fraction} of the critical rate, ensembles of ${ensemble} (the GD variants are this audit's, not the "
+        "paper's)."
     ),
     expect="fails",
 )
@@ -108,7 +109,6 @@ def test_protocol(claim, liu2025, settings, variant, prediction):
     rival = "NN1's NTK for both depths"
     if prediction == "regression":
         claim.samples(d_nn, predicted=d_inf, rtol=0.5, atol=0.02 * float(np.mean(kinf[:, 0])),
-                      rivals={f"{rival} (Delta_K = 0)": 0.0},
                       name="Delta_NN vs own-NTK regression Delta_K(inf)")
     else:
         claim.samples(d_nn, predicted=d_t, rtol=0.5, atol=0.02 * float(np.mean(kt[:, 0])),
