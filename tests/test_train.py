@@ -1,4 +1,5 @@
-"""train.py against independent computations: kernel dynamics from a jax.jacobian NTK, single-seed runs."""
+"""train.py against independent computations: kernel dynamics from a jax.jacobian NTK, single-seed runs,
+a step-by-step SGD loop on jax.grad, and the fused program against the reference program."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pytest_ntk.science import predict
 from pytest_ntk.science.errors import TrainingDiverged
 from pytest_ntk.science.nets import FullyConnected
 from pytest_ntk.science.numerics import x64
-from pytest_ntk.science.train import SHUFFLE_STREAM, TrainPair, ntk_max_eigenvalue, train, train_pair
+from pytest_ntk.science.train import SHUFFLE_STREAM, TrainPair, ntk_max_eigenvalue, train, train_pair, train_problems
 
 MODEL = FullyConnected(depth=1, width=24, activation="erf")
 N, M, D = 10, 4, 3
@@ -287,3 +288,190 @@ def test_bad_arguments_raise_value_errors_naming_them(data, kw, match):
     args.update(kw)
     with pytest.raises(ValueError, match=match):
         train(MODEL, args.pop("x"), args.pop("y"), **args)
+
+
+# ---------------------------------------------------------------------------- the fused program
+def max_diff(a, b):
+    return max(float(np.max(np.abs(np.asarray(u, np.float64) - np.asarray(v, np.float64))))
+               for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def sgd_by_hand(model, params, x, y, *, seed, steps, batch, lr, momentum):
+    """SGD as the module docstring of train.py states it, one jax.grad per step (float64):
+    each epoch a permutation of fold_in(fold_in(PRNGKey(seed), SHUFFLE_STREAM), epoch), cut into
+    n // batch consecutive batches; v <- mu v + grad L_b; theta <- theta - lr v."""
+    n = x.shape[0]
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), SHUFFLE_STREAM)
+    nb = n // batch
+
+    def loss(p, xb, yb):
+        r = model.apply(p, xb) - yb
+        return 0.5 * jnp.sum(r * r) / xb.shape[0]
+
+    grad = jax.jit(jax.value_and_grad(loss))
+    vel = jax.tree_util.tree_map(jnp.zeros_like, params)
+    losses = []
+    for s in range(steps):
+        e, b = divmod(s, nb)
+        if batch >= n:
+            idx = np.arange(n)
+        else:
+            perm = np.asarray(jax.random.permutation(jax.random.fold_in(key, e), n))
+            idx = perm[b * batch:(b + 1) * batch]
+        value, g = grad(params, x[idx], y[idx])
+        losses.append(float(value))
+        vel = jax.tree_util.tree_map(lambda v, gg: momentum * v + gg, vel, g)
+        params = jax.tree_util.tree_map(lambda p, v: p - lr * v, params, vel)
+    return params, np.array(losses)
+
+
+@pytest.mark.parametrize(
+    "model, n, batch, momentum, steps",
+    [
+        (FullyConnected(depth=2, width=40, activation="erf"), 10, 3, 0.0, 14),  # unrolled input layer, products
+        (FullyConnected(depth=1, width=36, activation="relu"), 40, 20, 0.5, 9),  # rank-20 update as a product
+        (FullyConnected(depth=1, width=12, activation="tanh", out_dim=2, parameterization="standard"), 10, None,
+         0.3, 7),
+    ],
+    ids=["sgd", "sgd-momentum-big-batch", "gd-momentum-two-outputs"],
+)
+def test_fused_program_is_sgd_as_documented(model, n, batch, momentum, steps):
+    """float64, where round-off cannot hide a wrong gradient, batch or update: the fused program
+    equals a step-by-step loop on jax.grad of model.apply to 1e-12."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(n, D))
+    y = np.sin(x[:, :model.out_dim] @ np.ones((model.out_dim, model.out_dim))) + x[:, 1:2]
+    y = y[:, 0] if model.out_dim == 1 else y
+    seed, lr = 6, 0.05
+    res = train(model, x, y, seeds=[seed], steps=steps, lr=lr, batch_size=batch, momentum=momentum,
+                dtype=jnp.float64, method="fused", record_every=1)
+    assert res.method == "fused"
+    with x64():
+        params, losses = sgd_by_hand(model, init64(model, seed, D), jnp.asarray(x), jnp.asarray(y), seed=seed,
+                                     steps=steps, batch=batch or n, lr=lr, momentum=momentum)
+    assert max_diff(member(res.params, 0), params) < 1e-12
+    np.testing.assert_allclose(res.losses[0], losses, rtol=1e-12)
+
+
+def test_fused_float32_training_equals_the_reference_program_to_round_off():
+    """NN2-like (relu, NTK parameterisation, d = 15, batch 8), 400 SGD steps, 3 seeds. Both float32
+    programs compute the same arithmetic in different orders. The tolerance is the reference
+    program's own float32 error: its distance to the same training in float64 (same initial
+    parameters, same float32-rounded data). The fused run must be at least that close to the
+    reference run, and as close to the float64 run as the reference run is."""
+    rng = np.random.default_rng(0)
+    n, d = 60, 15
+    x = rng.normal(size=(n, d))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32).astype(np.float64)
+    y = (np.sin(3 * x[:, 0]) + x[:, 1]).astype(np.float32).astype(np.float64)
+    x_eval = rng.normal(size=(9, d)).astype(np.float32).astype(np.float64)
+    model = FullyConnected(depth=2, width=64)
+    seeds = [0, 1, 2]
+    kw = dict(seeds=seeds, steps=400, batch_size=8, lr=0.05, x_eval=x_eval, record_every=1)
+    fused = train(model, x, y, method="fused", **kw)
+    ref = train(model, x, y, method="reference", **kw)
+    theta0 = jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(v, np.float64) for v in a]),
+                                    *[model.init(jax.random.PRNGKey(s), d) for s in seeds])
+    exact = train(model, x, y, method="reference", dtype=jnp.float64, params=theta0, **kw)
+    assert (fused.method, ref.method) == ("fused", "reference")
+    # Same initial parameters and same minibatches: identical initial outputs, per-step losses agree.
+    np.testing.assert_array_equal(fused.f0_train, ref.f0_train)
+    round_off = max_diff(ref.params, exact.params)
+    assert 0 < round_off < 1e-4
+    assert max_diff(fused.params, ref.params) <= round_off
+    assert max_diff(fused.params, exact.params) <= 2 * round_off
+    out_round_off = np.max(np.abs(ref.f_test - exact.f_test))
+    assert np.max(np.abs(fused.f_test - ref.f_test)) <= out_round_off
+    assert np.max(np.abs(fused.f_test - exact.f_test)) <= 2 * out_round_off
+    loss_round_off = np.max(np.abs(ref.losses - exact.losses) / exact.losses)
+    assert np.max(np.abs(fused.losses - ref.losses) / ref.losses) <= 2 * loss_round_off
+    np.testing.assert_allclose(fused.final_loss, ref.final_loss, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["fused", "reference"])
+def test_a_problem_trained_in_a_batch_of_problems_equals_it_trained_alone(method):
+    """train_problems: member s is train(x[s], y[s], seeds=[seeds[s]]), up to float32 round-off
+    (compared with the reference program alone, whose own tolerance is the ensemble test's)."""
+    rng = np.random.default_rng(1)
+    P, n, d, m = 4, 30, 5, 6
+    x = rng.normal(size=(P, n, d))
+    y = np.sin(x[..., 0]) + 0.3 * x[..., 1]
+    x_eval = rng.normal(size=(P, m, d))
+    model = FullyConnected(depth=2, width=40)
+    seeds = [11, 2, 7, 40]
+    kw = dict(epochs=25, batch_size=8, lr=0.1, record_every=10)
+    batch = train_problems(model, x, y, seeds=seeds, x_eval=x_eval, method=method, **kw)
+    assert batch.method == method
+    assert batch.f0_train.shape == (P, n) and batch.f_test.shape == (P, m) and batch.losses.shape == (P, 8)
+    for p in range(P):
+        alone = train(model, x[p], y[p], seeds=[seeds[p]], x_eval=x_eval[p], method="reference", **kw)
+        assert max_diff(member(batch.params, p), member(alone.params, 0)) < 2e-5
+        np.testing.assert_allclose(batch.f0_train[p], alone.f0_train[0], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(batch.f_test[p], alone.f_test[0], rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(batch.losses[p], alone.losses[0], rtol=2e-5, atol=1e-7)
+        np.testing.assert_allclose(batch.final_loss[p], alone.final_loss[0], rtol=2e-5)
+
+
+def test_train_problems_with_shared_initial_params_and_several_outputs():
+    rng = np.random.default_rng(2)
+    model = FullyConnected(depth=1, width=20, out_dim=2)
+    x = rng.normal(size=(2, 12, D))
+    y = np.stack([np.sin(x[..., 0]), np.cos(x[..., 1])], axis=-1)
+    theta0 = model.init(jax.random.PRNGKey(5), D)
+    kw = dict(seeds=[0, 1], steps=20, lr=0.1, batch_size=4, params=theta0)
+    fused, ref = (train_problems(model, x, y, method=m, **kw) for m in ("fused", "reference"))
+    assert fused.f_train.shape == (2, 12, 2)
+    np.testing.assert_allclose(fused.f_train, ref.f_train, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fused.f0_train[1], np.asarray(model.apply(theta0, jnp.asarray(x[1], jnp.float32))),
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(x=np.zeros((3, N, D))), "one data set per seed"),
+        (dict(x=np.zeros((N, D))), "x must be 3-D"),
+        (dict(y=np.zeros((2, N + 1))), "same number of rows"),
+        (dict(y=np.zeros((3, N))), "same number of rows"),
+        (dict(x_eval=np.zeros((2, 4, D + 1))), "x_eval"),
+        (dict(x_eval=np.zeros((3, 4, D))), "x_eval"),
+    ],
+)
+def test_train_problems_checks_the_member_axis(kw, match):
+    args = dict(x=np.zeros((2, N, D)), y=np.zeros((2, N)))
+    args.update(kw)
+    with pytest.raises(ValueError, match=match):
+        train_problems(MODEL, args.pop("x"), args.pop("y"), seeds=[0, 1], steps=2, lr=0.1, **args)
+
+
+def test_fused_divergence_is_reported_like_the_reference():
+    x, y = np.random.default_rng(0).normal(size=(N, D)), np.arange(N, dtype=float)
+    reports = {}
+    for method in ("fused", "reference"):
+        with pytest.raises(TrainingDiverged) as info:
+            train(MODEL, x, y, seeds=[3, 8, 13], steps=200, lr=2e3, batch_size=4, method=method, record_every=50)
+        reports[method] = (info.value.step, info.value.seed, info.value.lr)
+    assert reports["fused"] == reports["reference"]
+
+
+def test_one_wide_member_trains_fused():
+    """A single member of hidden width 256 (oneDNN products of one matrix; a configuration that once
+    crashed XLA's compiler when the program also evaluated the trained network)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 15))
+    res = train(FullyConnected(depth=2, width=256), x, np.sin(x[:, 0]), seeds=[0], epochs=2, batch_size=8, lr=1e-3,
+                x_eval=x[:5], method="fused")
+    assert res.method == "fused" and np.all(np.isfinite(res.f_test))
+
+
+def test_method_selects_the_program():
+    x, y = np.random.default_rng(0).normal(size=(N, D)), np.zeros(N)
+    kw = dict(seeds=[0], steps=2, lr=0.1)
+    assert train(MODEL, x, y, **kw).method == "reference"  # the default, until the audit is rerun on the fused one
+    assert train(MODEL, x, y, method="auto", **kw).method == "fused"
+    assert train(MODEL, x, y, method="reference", **kw).method == "reference"
+    assert train(MODEL, x, y, method="auto", linearized=True, **kw).method == "reference"
+    with pytest.raises(ValueError, match="method must be one of"):
+        train(MODEL, x, y, method="fast", **kw)
+    with pytest.raises(ValueError, match="fused"):
+        train(MODEL, x, y, method="fused", linearized=True, **kw)

@@ -6,7 +6,8 @@
   Liu et al. 2025 (:mod:`.kernels.liu2025`);
 - :mod:`.empirical`: finite-width kernels (the structured fully-connected path, the generic path for
   any JAX model, Monte Carlo seed averages);
-- :mod:`.train`: vmapped ensemble training (GD, SGD, momentum) with its linearisation alongside;
+- :mod:`.train`: vmapped ensemble training (GD, SGD, momentum) with its linearisation alongside, and
+  :mod:`.sgd_fast`, the fused SGD program for fully-connected ensembles (opt-in, ``method="auto"``);
 - :mod:`.predict`: kernel regression, the gradient-descent MSE prediction at any time, GP posteriors;
 - :mod:`.models`: wrappers of a network (centred, output-scaled) and small norms;
 - :mod:`.data`: the data sets of the claims; :mod:`.cache`: the content-addressed cache;
@@ -21,7 +22,7 @@ from __future__ import annotations
 import importlib
 
 __all__ = ["activations", "cache", "data", "empirical", "errors", "kernels", "models", "nets", "numerics",
-           "oracle", "predict", "train"]
+           "oracle", "predict", "sgd_fast", "train"]
 
 _SUBMODULES = frozenset(__all__)
 

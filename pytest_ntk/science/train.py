@@ -23,6 +23,18 @@ Minibatch SGD (``batch_size < n``): each epoch draws a fresh permutation of the 
 ``n // batch_size`` consecutive batches of exactly ``batch_size`` points from it; the last
 ``n % batch_size`` points of each permutation are dropped for that epoch (a different subset each
 epoch), so every step sees a batch of the same size and the same loss normalisation.
+
+Independent problems (:func:`train_problems`): member ``s`` has its own data ``x[s]``, ``y[s]``,
+``x_eval[s]`` as well as its own seed; everything else is as above, member by member.
+
+Two implementations compute the same training (equal up to float32 round-off): the *reference*
+program described above (any model, the linearisation too), and the *fused* program of
+:mod:`pytest_ntk.science.sgd_fast` (hand-written forward and backward passes of
+:class:`~pytest_ntk.science.nets.FullyConnected` over a member axis, one gather per epoch, several
+times faster on a CPU). ``method="reference"`` is the default: the claims' committed verdicts were
+measured with it, and the fused program (which compiles for XLA's legacy CPU runtime) is opt-in
+until the audit has been rerun and compared on it. ``method="auto"`` takes the fused program where
+it applies.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import sgd_fast
 from .errors import NumericalError, TrainingDiverged
 from .numerics import x64
 
@@ -46,6 +59,7 @@ __all__ = [
     "TrainPair",
     "train",
     "train_pair",
+    "train_problems",
     "ntk_max_eigenvalue",
     "SHUFFLE_STREAM",
 ]
@@ -54,6 +68,7 @@ __all__ = [
 SHUFFLE_STREAM = 0x5EED_DA7A
 
 _NETWORK, _LINEARIZED = "network", "linearized"
+METHODS = ("auto", "reference", "fused")
 
 
 # ---------------------------------------------------------------------------- results
@@ -72,7 +87,8 @@ class TrainResult:
     ``f0_train``/``f0_test``: outputs at initialisation on ``x``/``x_eval`` (float64, for centring);
     ``f_train``/``f_test``: outputs after training. ``f0_test``/``f_test`` are None without ``x_eval``.
     ``lr``: the learning rate used; ``critical_lr``: ``2 n / lambda_max(Theta_0)`` of the first
-    seed when ``lr_fraction`` was given, else None.
+    seed when ``lr_fraction`` was given, else None. ``method``: the program that trained,
+    ``"reference"`` or ``"fused"``.
     """
 
     params: Any
@@ -93,6 +109,7 @@ class TrainResult:
     seeds: tuple[int, ...]
     linearized: bool = False
     params0: Any = field(default=None, repr=False)
+    method: str = "reference"
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,6 +179,7 @@ class _Config:
     momentum: bool
     modes: tuple[str, ...]
     has_eval: bool
+    shared_data: bool = True  # False: x, y, x_eval carry a leading member axis
 
 
 def _mse(residual, size):
@@ -288,29 +306,31 @@ def _program(model, cfg: _Config):
     write the trained parameters into the same buffers.
     """
 
+    data_axis = None if cfg.shared_data else 0
+
     def program(theta0, f0_train, f0_test, data_keys, x, y, x_eval, lr, momentum):
         member = functools.partial(_member, model, cfg)
-        return jax.vmap(member, in_axes=(0, 0, 0, 0, None, None, None, None, None))(
-            theta0, f0_train, f0_test, data_keys, x, y, x_eval, lr, momentum
-        )
+        axes = (0, 0, 0, 0, data_axis, data_axis, data_axis, None, None)
+        return jax.vmap(member, in_axes=axes)(theta0, f0_train, f0_test, data_keys, x, y, x_eval, lr, momentum)
 
     return jax.jit(program, donate_argnums=(0,))
 
 
 @functools.lru_cache(maxsize=64)
-def _outputs_program(model):
+def _outputs_program(model, shared_data=True):
     """``(stacked params, x) -> stacked outputs``. The outputs at initialisation are computed by this
     separate program: reading the donated parameters inside the training program before the scan
-    overwrites them in place would make XLA keep a copy of all weights."""
-    return jax.jit(jax.vmap(model.apply, in_axes=(0, None)))
+    overwrites them in place would make XLA keep a copy of all weights. ``x`` is one set of inputs
+    (``shared_data``) or a set per member."""
+    return jax.jit(jax.vmap(model.apply, in_axes=(0, None if shared_data else 0)))
 
 
-def _get_outputs_program(model):
+def _get_outputs_program(model, shared_data=True):
     try:
         hash(model)
     except TypeError:
-        return _outputs_program.__wrapped__(model)
-    return _outputs_program(model)
+        return _outputs_program.__wrapped__(model, shared_data)
+    return _outputs_program(model, shared_data)
 
 
 def _get_program(model, cfg):
@@ -419,8 +439,10 @@ def _resolve_params(model, params, seeds, d, dtype):
 
 
 def _train(model, x, y, *, seeds, steps, epochs, lr, lr_fraction, batch_size, momentum, record_every,
-           dtype, params, modes, x_eval):
+           dtype, params, modes, x_eval, per_member=False, method="auto"):
     seeds = _seeds(seeds)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if (lr is None) == (lr_fraction is None):
         raise ValueError(
             f"give exactly one of lr (absolute) and lr_fraction (of the critical rate); got lr={lr!r}, "
@@ -443,17 +465,23 @@ def _train(model, x, y, *, seeds, steps, epochs, lr, lr_fraction, batch_size, mo
         raise ValueError(f"dtype must be a floating-point dtype, got {dtype!r}")
     scope = x64() if dtype == jnp.dtype(jnp.float64) else contextlib.nullcontext()
     with scope:
-        x = _data("x", x, dtype, (2,))
-        n, d = x.shape
+        # Per-member data carry a leading member axis; `lead` is its shape (empty when shared).
+        lead = (len(seeds),) if per_member else ()
+        k = len(lead)
+        x = _data("x", x, dtype, (2 + k,))
+        if per_member and x.shape[0] != len(seeds):
+            raise ValueError(f"x must hold one data set per seed: {len(seeds)} seeds, x has shape {x.shape}")
+        n, d = x.shape[k:]
         if n == 0:
             raise ValueError("x has no rows")
-        y = _data("y", y, dtype, (1, 2))
-        if y.shape[0] != n:
+        y = _data("y", y, dtype, (1 + k, 2 + k))
+        if tuple(y.shape[: 1 + k]) != lead + (n,):
             raise ValueError(f"x and y must have the same number of rows: x has {n}, y has shape {y.shape}")
         if x_eval is not None:
-            x_eval = _data("x_eval", x_eval, dtype, (2,))
-            if x_eval.shape[1] != d:
-                raise ValueError(f"x_eval must have d = {d} columns like x, got shape {x_eval.shape}")
+            x_eval = _data("x_eval", x_eval, dtype, (2 + k,))
+            if x_eval.shape[-1] != d or tuple(x_eval.shape[:k]) != lead:
+                raise ValueError(f"x_eval must have d = {d} columns like x (and x's leading axes), "
+                                 f"got shape {x_eval.shape}")
 
         if batch_size is not None:
             batch_size = _int_at_least("batch_size", batch_size, 1)
@@ -468,36 +496,48 @@ def _train(model, x, y, *, seeds, steps, epochs, lr, lr_fraction, batch_size, mo
             steps = epochs * batches_per_epoch
 
         theta0, keys = _resolve_params(model, params, seeds, d, dtype)
-        out_shape = jax.eval_shape(model.apply, jax.tree_util.tree_map(lambda a: a[0], theta0), x).shape
-        if tuple(y.shape) != tuple(out_shape):
-            raise ValueError(f"y must have the shape of the network's outputs on x, {tuple(out_shape)}; got {tuple(y.shape)}")
+        x_first = x[0] if per_member else x
+        out_shape = jax.eval_shape(model.apply, jax.tree_util.tree_map(lambda a: a[0], theta0), x_first).shape
+        if tuple(y.shape[k:]) != tuple(out_shape):
+            raise ValueError(f"y must have the shape of the network's outputs on x, {lead + tuple(out_shape)}; "
+                             f"got {tuple(y.shape)}")
 
         crit = None
         if lr_fraction is not None:
             first = jax.tree_util.tree_map(lambda a: a[0], theta0)
-            crit = 2.0 * n / ntk_max_eigenvalue(model, first, x)
+            crit = 2.0 * n / ntk_max_eigenvalue(model, first, x_first)
             lr = lr_fraction * crit
 
-        data_keys = jax.vmap(lambda k: jax.random.fold_in(k, SHUFFLE_STREAM))(keys)
-        cfg = _Config(
-            n=n,
-            batch=None if full else batch_size,
-            batches_per_epoch=batches_per_epoch,
-            steps=steps,
-            record_every=record_every,
-            momentum=momentum != 0.0,
-            modes=modes,
-            has_eval=x_eval is not None,
-        )
-        outputs = _get_outputs_program(model)
+        data_keys = jax.vmap(lambda kk: jax.random.fold_in(kk, SHUFFLE_STREAM))(keys)
+        outputs = _get_outputs_program(model, not per_member)
         f0_train_dev = outputs(theta0, x)
         f0_test_dev = outputs(theta0, x_eval) if x_eval is not None else None
-        program = _get_program(model, cfg)
+        fused = method != "reference" and sgd_fast.supports(model, modes)
+        if method == "fused" and not fused:
+            raise ValueError(f"method='fused' trains plain FullyConnected networks only (not their "
+                             f"linearisation); got {type(model).__name__} in modes {modes}")
         with warnings.catch_warnings():
             # Backends without buffer donation (older CPU clients) only warn; nothing is wrong.
             warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
-            out = program(theta0, f0_train_dev, f0_test_dev, data_keys, x, y, x_eval,
-                          jnp.asarray(lr, dtype), jnp.asarray(momentum, dtype))
+            if fused:
+                out = {_NETWORK: _run_fused(model, theta0, data_keys, x, y, x_eval, lr, momentum, dtype, per_member,
+                                            n=n, d=d, full=full, batch_size=batch_size,
+                                            batches_per_epoch=batches_per_epoch, steps=steps,
+                                            record_every=record_every)}
+            else:
+                cfg = _Config(
+                    n=n,
+                    batch=None if full else batch_size,
+                    batches_per_epoch=batches_per_epoch,
+                    steps=steps,
+                    record_every=record_every,
+                    momentum=momentum != 0.0,
+                    modes=modes,
+                    has_eval=x_eval is not None,
+                    shared_data=not per_member,
+                )
+                out = _get_program(model, cfg)(theta0, f0_train_dev, f0_test_dev, data_keys, x, y, x_eval,
+                                               jnp.asarray(lr, dtype), jnp.asarray(momentum, dtype))
 
         def f64(a):
             return None if a is None else np.asarray(a, dtype=np.float64)
@@ -534,8 +574,43 @@ def _train(model, x, y, *, seeds, steps, epochs, lr, lr_fraction, batch_size, mo
                 seeds=seeds,
                 linearized=mode == _LINEARIZED,
                 params0=out["params0"] if mode == _LINEARIZED else None,
+                method="fused" if fused else "reference",
             )
     return results
+
+
+def _run_fused(model, theta0, data_keys, x, y, x_eval, lr, momentum, dtype, per_member, *, n, d, full, batch_size,
+               batches_per_epoch, steps, record_every):
+    """Train with :mod:`.sgd_fast`; returns the reference program's output dict for the network."""
+    def lead(a):  # the fused program wants a member axis (1 when shared) and a trailing output axis
+        return a if per_member else a[None]
+
+    vector = y.ndim == (2 if per_member else 1)  # one output: apply returns (n,), not (n, 1)
+    cfg = sgd_fast.FastConfig(
+        n=n,
+        batch=n if full else batch_size,
+        shuffle=not full,
+        batches_per_epoch=batches_per_epoch,
+        steps=steps,
+        record_every=record_every,
+        momentum=momentum != 0.0,
+        shared_data=not per_member,
+        group=sgd_fast.group_size(len(data_keys), dtype.itemsize * model.n_params(d)),
+    )
+    o = sgd_fast.get_program(model, cfg, d)(theta0, data_keys, lead(x), lead(y[..., None] if vector else y),
+                                            jnp.asarray(lr, dtype), jnp.asarray(momentum, dtype))
+    outputs = _get_outputs_program(model, not per_member)
+    o["f_train"] = outputs(o["params"], x)
+    o["f_test"] = outputs(o["params"], x_eval) if x_eval is not None else None
+    o["final_loss"] = _final_loss_program(o["f_train"], y)
+    return o
+
+
+@jax.jit
+def _final_loss_program(f, y):
+    """``L = 1/(2n) sum_i ||f_i - y_i||^2`` per member (axis 0)."""
+    r = (f - y).reshape(f.shape[0], -1)
+    return 0.5 * jnp.sum(r * r, axis=1) / f.shape[1]
 
 
 def _check_diverged(mode, modes, seeds, lr, crit, steps, first_bad, bad_loss, final_loss):
@@ -570,6 +645,7 @@ def train(
     params=None,
     linearized: bool = False,
     x_eval=None,
+    method: str = "reference",
 ) -> TrainResult:
     """Train one member per seed on the MSE loss ``1/(2B) sum_batch ||f - y||^2``; one compiled program.
 
@@ -597,12 +673,63 @@ def train(
     A non-finite loss at any step of any seed raises :class:`~pytest_ntk.science.errors.TrainingDiverged`
     naming the earliest such step and its seed (checked after the compiled program; every step is
     tracked inside it, not just the recorded ones).
+
+    ``method`` (default ``"reference"``): ``"auto"`` trains plain :class:`~pytest_ntk.science.nets.FullyConnected` networks
+    with the fused program of :mod:`pytest_ntk.science.sgd_fast` and everything else (other models,
+    ``linearized=True``) with the reference program; ``"reference"`` forces the reference program,
+    ``"fused"`` requires the fused one. Both give the same training up to float32 round-off.
     """
     modes = (_LINEARIZED,) if linearized else (_NETWORK,)
     results = _train(
         model, x, y, seeds=seeds, steps=steps, epochs=epochs, lr=lr, lr_fraction=lr_fraction,
         batch_size=batch_size, momentum=momentum, record_every=record_every, dtype=dtype,
-        params=params, modes=modes, x_eval=x_eval,
+        params=params, modes=modes, x_eval=x_eval, method=method,
+    )
+    return results[modes[0]]
+
+
+def train_problems(
+    model,
+    x,
+    y,
+    *,
+    seeds: Sequence[int],
+    steps: int | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    lr_fraction: float | None = None,
+    batch_size: int | None = None,
+    momentum: float = 0.0,
+    record_every: int = 1,
+    dtype=jnp.float32,
+    params=None,
+    linearized: bool = False,
+    x_eval=None,
+    method: str = "reference",
+) -> TrainResult:
+    """Train independent problems at once: member ``s`` trains on its own data with its own seed.
+
+    ``x`` (S, n, d), ``y`` (S, n) (or (S, n, k) for ``k`` outputs), ``x_eval`` (S, m, d) or None,
+    with ``S = len(seeds)``. Member ``s`` is exactly the run ``train(model, x[s], y[s],
+    seeds=[seeds[s]], x_eval=x_eval[s], ...)`` (up to float32 round-off): initial parameters
+    ``model.init(PRNGKey(seeds[s]), d, dtype)`` (or ``params``), minibatch order from
+    ``fold_in(PRNGKey(seeds[s]), SHUFFLE_STREAM)``, each epoch a fresh permutation of its ``n``
+    points cut into ``n // batch_size`` batches (the rest dropped), loss
+    ``1/(2B) sum_batch ||f(theta_s, x_i) - y_i||^2``, update ``v <- mu v + grad``,
+    ``theta_s <- theta_s - lr v``. All members share ``n``, ``d``, the schedule and the learning rate
+    (``lr_fraction`` is taken of the critical rate ``2n / lambda_max`` of the *first* member on its
+    own data). Recorded losses, divergence reports (the earliest non-finite loss over all members,
+    naming its step and seed) and the result's fields are those of :func:`train`, stacked over
+    members; ``f0_train``/``f_train`` are (S, n), ``f0_test``/``f_test`` (S, m).
+
+    ``method`` as in :func:`train`: FullyConnected networks take the fused program (all problems in
+    one compiled program, the members' layers as batched matrix products).
+    """
+    modes = (_LINEARIZED,) if linearized else (_NETWORK,)
+    results = _train(
+        model, x, y, seeds=seeds, steps=steps, epochs=epochs, lr=lr, lr_fraction=lr_fraction,
+        batch_size=batch_size, momentum=momentum, record_every=record_every, dtype=dtype,
+        params=params, modes=modes, x_eval=x_eval, per_member=True, method=method,
     )
     return results[modes[0]]
 
@@ -618,7 +745,7 @@ def train_pair(model, x, y, **kwargs) -> TrainPair:
         if key not in kwargs:
             raise ValueError(f"train_pair: {key} is required")
     defaults = dict(steps=None, epochs=None, lr=None, lr_fraction=None, batch_size=None, momentum=0.0,
-                    record_every=1, dtype=jnp.float32, params=None, x_eval=None)
+                    record_every=1, dtype=jnp.float32, params=None, x_eval=None, method="reference")
     unknown = set(kwargs) - set(defaults) - {"seeds"}
     if unknown:
         raise TypeError(f"train_pair got unexpected keyword arguments {sorted(unknown)}")
