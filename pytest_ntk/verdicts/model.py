@@ -138,6 +138,14 @@ def _is_number(value) -> bool:
     return isinstance(value, (numbers.Real, decimal.Decimal))
 
 
+def _real(value) -> float:
+    """``float(value)`` of a real number, NaN when it has no float value (an overflowing Decimal...)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+
+
 def check_tolerance_value(claim_id: str, name: str, value, *, where: str = "") -> float:
     """``value`` as a finite float >= 0, or :class:`ClaimError` naming the claim, the field and the value.
 
@@ -146,10 +154,7 @@ def check_tolerance_value(claim_id: str, name: str, value, *, where: str = "") -
     suffix = f" ({where})" if where else ""
     if not _is_number(value):
         raise ClaimError(f"claim {claim_id!r}: {name} must be a number >= 0, got {value!r}{suffix}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError, OverflowError):
-        v = math.nan
+    v = _real(value)
     if not math.isfinite(v) or v < 0:
         raise ClaimError(f"claim {claim_id!r}: {name} must be finite and >= 0, got {value!r}{suffix}")
     return v
@@ -161,10 +166,7 @@ def check_confidence(claim_id: str, value, *, where: str = "") -> float:
     suffix = f" ({where})" if where else ""
     if not _is_number(value):
         raise ClaimError(f"claim {claim_id!r}: confidence must be a number in [{lo}, {hi}], got {value!r}{suffix}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError, OverflowError):
-        v = math.nan
+    v = _real(value)
     if not lo <= v <= hi:
         raise ClaimError(f"claim {claim_id!r}: confidence must lie in [{lo}, {hi}], got {value!r}{suffix}")
     return v
