@@ -604,18 +604,25 @@ def test_code_digest_ignores_position_but_not_constants_or_called_names():
     assert code_digest(lambda: {1, 2} <= frozenset({"a", "b"})) == code_digest(lambda: {1, 2} <= frozenset({"a", "b"}))
 
 
-def test_nested_computations_count_their_time_once(tmp_path):
+def test_nested_computations_count_their_time_once(tmp_path, monkeypatch):
+    """A computation that asks the cache for another counts that time once (a fake clock: no timing)."""
+    from pytest_ntk.science.cache import store
+
+    clock = [0.0]
+    monkeypatch.setattr(store, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: clock[0]),
+                                                            "time": staticmethod(lambda: clock[0])}))
     cache = Cache(tmp_path)
 
     def inner():
-        time.sleep(0.05)
+        clock[0] += 5.0
         return 1
 
     def outer():
+        clock[0] += 3.0
         return cache.get_or_compute("inner", inner, name="n") + 1
 
     cache.get_or_compute("outer", outer, name="n")
-    assert 0.05 <= cache.stats()["compute_s"] < 0.095  # not 0.1: the inner second is inside the outer one
+    assert cache.stats()["compute_s"] == 8.0  # not 13: the inner 5 s are inside the outer 8 s
 
 
 def test_clear_entries_removes_only_cache_files(tmp_path):

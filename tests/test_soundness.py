@@ -93,7 +93,7 @@ def test_a_refused_input_is_never_swallowed_into_holds(pytester):
 
 # ---------------------------------------------------------------------------- the claim's lifecycle
 LIFECYCLE = """
-import threading, time
+import threading
 import pytest
 
 @pytest.fixture
@@ -119,16 +119,19 @@ def test_fixture(claim, late_in_teardown):
 def test_teardown_error(claim, broken_teardown):
     claim.close(1.0, 1.0)
 
+GO, THREADS = threading.Event(), []
+
 @pytest.mark.claim("life.thread")
 def test_thread(claim):
     claim.close(1.0, 1.0)
-    def later():
-        time.sleep(0.3)
+    def later():  # records once a later test says so: after this claim returned, before the session ends
+        GO.wait(30)
         try:
             claim.close(5.0, 5.0, name="from a thread")
         except Exception:
             pass
-    threading.Thread(target=later, daemon=True).start()
+    THREADS.append(threading.Thread(target=later, daemon=True))
+    THREADS[-1].start()
 
 @pytest.mark.claim("life.thread_during")
 def test_thread_during(claim):
@@ -136,7 +139,9 @@ def test_thread_during(claim):
     t.start(); t.join()
 
 def test_wait():
-    time.sleep(1.0)
+    GO.set()
+    for t in THREADS:
+        t.join(30)
 """
 
 

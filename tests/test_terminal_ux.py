@@ -4,6 +4,7 @@ user's line, long names cut with an ellipsis, long work shown while it runs, rep
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
@@ -91,8 +92,9 @@ def test_long_stages_print_plain_lines_when_output_is_not_a_terminal(pytester, m
             os.close(saved)
     text = out_file.read_text()
     assert result.ret == 0
-    assert "[pytest-ntk] slow.one: train the networks: running for 0s" in text, text
-    assert "[pytest-ntk] slow.one: train the networks: done in 1s" in text, text
+    # the seconds shown depend on the machine's load; the lines themselves must be there
+    assert re.search(r"\[pytest-ntk\] slow\.one: train the networks: running for \d+s", text), text
+    assert re.search(r"\[pytest-ntk\] slow\.one: train the networks: done in \d+s", text), text
 
 
 def test_reports_get_ordinary_permissions_and_no_lock_file_is_left(pytester):
