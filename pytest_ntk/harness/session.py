@@ -249,16 +249,14 @@ class NTKSession:
         # teardown: a fixture's teardown error, or a measurement recorded after the call, is an ERROR
         if report.failed or recorder.late:
             previous = self.results.get(item.nodeid, {})
-            if call.excinfo is not None:
-                exc = call.excinfo.value
+            error = None  # a late record alone: finish() gives ERROR for it
+            if report.failed:
+                exc = call.excinfo.value if call.excinfo is not None else None
                 error = RuntimeError(f"the test's teardown failed after the claim was judged "
-                                     f"{previous.get('verdict', '?')}: {type(exc).__name__}: {exc}")
-            else:
-                error = None
-            meta["xfail"] = previous.get("xfail")
+                                     f"{previous.get('verdict', '?')}"
+                                     + (f": {type(exc).__name__}: {exc}" if exc is not None else ""))
+            meta.update(xfail=previous.get("xfail"), statement=previous.get("statement", meta["statement"]))
             result = recorder.finish(error=error, duration_s=previous.get("duration_s", 0.0), **meta)
-            if result.verdict is not Verdict.ERROR:  # finish() gives ERROR for late records; be explicit
-                result.verdict, result.message = Verdict.ERROR, f"{type(error).__name__}: {error}"
             report.ntk_claim = result.to_dict()
             _outcome.set_junit_properties(report, item, report.ntk_claim)
 
