@@ -70,12 +70,17 @@ from pytest_ntk import Suite
 from pytest_ntk.science.models import Centred, rms
 from pytest_ntk.science.numerics import single_threaded_blas
 
+#: a ``gd_steps``/``eq_steps`` value: as many steps as reach the published SGD's flow time
+#: ``t = lr * steps`` of that depth (NN1: 0.004 * 3000 * 58 = 696; NN2: 1392), ``ceil(t / lr)``
+PUBLISHED_TIME = "as many as reach the published SGD's flow time t = 696 (NN1), 1392 (NN2)"
+
 SETTINGS = {
     "quick": {
         "trials": 50, "n": 1000, "d": 15, "n_train": 670,
         "reference_trials": 10,
         "nn_trials": 6, "nn_width": 256, "nn_epochs": (150, 300),
-        "sgd_batch": 8, "sgd_lr": 0.004, "validation_split": 0.3, "nn_dtype": "float32",
+        "sgd_batch": 8, "sgd_lr": 0.004, "validation_split": 0.3, "nn_dtype": "float32", "sgd_chunk": 10,
+        "trend_widths": (512, 1024), "trend_trials": 2,
         "gd_trials": 6, "gd_steps": 300, "gd_lr_fraction": 0.5, "ensemble": 4,
         "eq_n_train": 200, "eq_widths": (128, 512, 2048), "eq_seeds": 4, "eq_steps": 300,
         "eq_lr_fraction": 0.5,
@@ -85,11 +90,23 @@ SETTINGS = {
         "trials": 50, "n": 1000, "d": 15, "n_train": 670,
         "reference_trials": 50,
         "nn_trials": 50, "nn_width": 10_000, "nn_epochs": (3000, 6000),
-        "sgd_batch": 8, "sgd_lr": 0.004, "validation_split": 0.3, "nn_dtype": "float32",
+        "sgd_batch": 8, "sgd_lr": 0.004, "validation_split": 0.3, "nn_dtype": "float32", "sgd_chunk": 10,
+        "trend_widths": (1000, 3000), "trend_trials": 10,
         "gd_trials": 20, "gd_steps": 10_000, "gd_lr_fraction": 0.5, "ensemble": 4,
         "eq_n_train": 670, "eq_widths": (500, 2000, 10_000), "eq_seeds": 8, "eq_steps": 5000,
         "eq_lr_fraction": 0.5,
         "limit_n": 100, "limit_widths": (500, 2000, 10_000), "limit_samples": 64,
+    },
+    "long": {
+        "trials": 50, "n": 1000, "d": 15, "n_train": 670,
+        "reference_trials": 10,
+        "nn_trials": 50, "nn_width": 256, "nn_epochs": (3000, 6000),
+        "sgd_batch": 8, "sgd_lr": 0.004, "validation_split": 0.3, "nn_dtype": "float32", "sgd_chunk": 10,
+        "trend_widths": (512, 1024), "trend_trials": 4,
+        "gd_trials": 10, "gd_steps": PUBLISHED_TIME, "gd_lr_fraction": 0.5, "ensemble": 4,
+        "eq_n_train": 670, "eq_widths": (256, 1024, 4096), "eq_seeds": 4, "eq_steps": PUBLISHED_TIME,
+        "eq_lr_fraction": 0.5,
+        "limit_n": 32, "limit_widths": (128, 512, 2048, 8192), "limit_samples": 48,
     },
 }
 
@@ -263,44 +280,102 @@ class Audit:
         return self.cached(key, compute, name="liu2025_own_kernel_rmse")
 
     # ------------------------------------------------------------------ trained networks
-    def sgd_run(self, variant: str, depth: int, i: int) -> dict:
-        """NN``depth`` trained by SGD on trial ``i`` as published (``variant="published"``: the 468
-        points left by the validation split) or on all 670 training points (``"all_points"``).
+    def sgd_runs(self, variant: str, depth: int, trials, width: int | None = None) -> list[dict]:
+        """NN``depth`` (at ``width``, default ``nn_width``) trained by SGD on each trial of ``trials``
+        as published (``variant="published"``: the 468 points left by the validation split) or on all
+        670 training points (``"all_points"``). One dict per trial, in order: the outputs at
+        initialisation and after training on the fitted and the test points, the loss curve, ``lr``
+        and ``steps`` (flow time ``t = lr * steps``).
 
-        Returns the outputs at initialisation and after training on the fitted and the test points,
-        the loss curve, ``lr`` and ``steps`` (flow time ``t = lr * steps``).
+        The trials train together as independent problems (:func:`pytest_ntk.science.train.train_problems`,
+        the fused program): the trials are cut into fixed chunks of ``sgd_chunk`` (trials
+        ``0..c-1``, ``c..2c-1``, ...), each chunk one cached computation, so an interrupted run keeps
+        every finished chunk and the stage shows how many are done and an estimate of the time left.
+        Initialisation: :meth:`net_seed` at ``nn_width``; another width draws from its own stream.
         """
+        s = self.s
+        if variant not in ("published", "all_points"):
+            raise ValueError(f"variant must be 'published' or 'all_points', got {variant!r}")
+        width = int(width or s["nn_width"])
+        trials = [int(i) for i in trials]
+        size = int(s["sgd_chunk"])
+        count = self.sgd_trials(variant, width)
+        if any(not 0 <= i < count for i in trials):
+            raise ValueError(f"liu2025: NN{depth} {variant} at width {width} trains trials 0..{count - 1}, "
+                             f"asked for {trials}")
+        chunks = sorted({i // size for i in trials})
+        done: dict[int, dict] = {}
+        for k, c in enumerate(chunks):
+            part = list(range(c * size, min((c + 1) * size, count)))
+            for i, r in zip(part, self._sgd_chunk(variant, depth, width, part)):
+                done[i] = r
+            self.run.advance(k + 1, len(chunks), f"NN{depth} width {width} {variant}: chunks")
+        return [done[i] for i in trials]
+
+    def sgd_trials(self, variant: str, width: int | None = None) -> int:
+        """How many trials (the first ones) are trained in ``variant`` at ``width``: ``nn_trials`` for the
+        published protocol at ``nn_width``, ``gd_trials`` for all points (protocol variants),
+        ``trend_trials`` at the widths of the trend."""
+        s = self.s
+        if width is not None and int(width) != int(s["nn_width"]):
+            if variant != "published" or int(width) not in s["trend_widths"]:
+                raise ValueError(f"liu2025: width {width} is neither nn_width nor in trend_widths {s['trend_widths']}")
+            return int(s["trend_trials"])
+        return int(s["nn_trials"] if variant == "published" else s["gd_trials"])
+
+    def sgd_run(self, variant: str, depth: int, i: int) -> dict:
+        """:meth:`sgd_runs` of trial ``i`` at ``nn_width`` (its chunk is trained, or read, as a whole)."""
+        return self.sgd_runs(variant, depth, [i])[0]
+
+    def _net_seed_at(self, i: int, depth: int, width: int) -> int:
+        return self.net_seed(i, depth) if width == int(self.s["nn_width"]) else self._seed(f"nn{depth}/width{width}", i)
+
+    def _sgd_chunk(self, variant: str, depth: int, width: int, part: list[int]) -> list[dict]:
         import jax.numpy as jnp
 
         from pytest_ntk.science import train
 
         s = self.s
-        if variant not in ("published", "all_points"):
-            raise ValueError(f"variant must be 'published' or 'all_points', got {variant!r}")
-        tr = self.trial(i)
         n_fit = self.n_fit if variant == "published" else s["n_train"]
-        model = self.net(depth)
-        seed = self.net_seed(i, depth)
+        model = self.net(depth, width)
+        seeds = [self._net_seed_at(i, depth, width) for i in part]
         epochs = int(s["nn_epochs"][depth - 1])
         per_epoch = n_fit // s["sgd_batch"]
 
         def compute():
-            r = train.train(model, tr.x_train[:n_fit], tr.y_train[:n_fit], seeds=[seed], epochs=epochs,
-                            lr=s["sgd_lr"], batch_size=s["sgd_batch"], x_eval=tr.x_test,
-                            record_every=per_epoch * max(1, epochs // 30), dtype=jnp.dtype(s["nn_dtype"]))
-            return {"f_test": r.f_test[0], "f0_test": r.f0_test[0], "f_train": r.f_train[0],
-                    "f0_train": r.f0_train[0], "losses": r.losses[0], "final_loss": float(r.final_loss[0]),
-                    "lr": float(r.lr), "steps": int(r.steps), "n_fit": n_fit}
+            trials = [self.trial(i) for i in part]
+            r = train.train_problems(
+                model, np.stack([t.x_train[:n_fit] for t in trials]), np.stack([t.y_train[:n_fit] for t in trials]),
+                seeds=seeds, epochs=epochs, lr=s["sgd_lr"], batch_size=s["sgd_batch"],
+                x_eval=np.stack([t.x_test for t in trials]), record_every=per_epoch * max(1, epochs // 30),
+                dtype=jnp.dtype(s["nn_dtype"]), method="auto")
+            return [{"f_test": r.f_test[k], "f0_test": r.f0_test[k], "f_train": r.f_train[k],
+                     "f0_train": r.f0_train[k], "losses": r.losses[k], "final_loss": float(r.final_loss[k]),
+                     "lr": float(r.lr), "steps": int(r.steps), "n_fit": n_fit, "method": r.method}
+                    for k in range(len(part))]
 
-        key = self._key("SGD-trained network", variant=variant, model=model, trial_seed=self.trial_seeds[i],
-                        n_fit=n_fit, seed=seed, epochs=epochs, lr=s["sgd_lr"], batch=s["sgd_batch"],
-                        dtype=s["nn_dtype"])
+        key = self._key("SGD-trained networks, one chunk of trials", variant=variant, model=model,
+                        trial_seeds=[self.trial_seeds[i] for i in part], n_fit=n_fit, seeds=seeds, epochs=epochs,
+                        lr=s["sgd_lr"], batch=s["sgd_batch"], dtype=s["nn_dtype"])
         return self.cached(key, compute, name="liu2025_sgd")
 
-    def nn_rmse(self, variant: str = "published") -> dict:
-        """``{1: (nn_trials,), 2: (nn_trials,)}`` test RMSE of the SGD-trained NN1/NN2."""
-        return {d: np.array([rms(self.sgd_run(variant, d, i)["f_test"] - self.trial(i).y_test)
-                             for i in range(self.s["nn_trials"])]) for d in (1, 2)}
+    def nn_rmse(self, variant: str = "published", width: int | None = None, trials: int | None = None) -> dict:
+        """``{1: (T,), 2: (T,)}`` test RMSE of the SGD-trained NN1/NN2 on the first ``T`` trials
+        (default ``nn_trials``) at ``width`` (default ``nn_width``)."""
+        T = int(trials or self.s["nn_trials"])
+        return {d: np.array([rms(r["f_test"] - self.trial(i).y_test)
+                             for i, r in enumerate(self.sgd_runs(variant, d, range(T), width))]) for d in (1, 2)}
+
+    def sgd_time(self, depth: int) -> float:
+        """Flow time ``t = lr * steps`` of the published SGD for NN``depth``: ``sgd_lr * epochs * (468 // batch)``."""
+        s = self.s
+        return float(s["sgd_lr"]) * int(s["nn_epochs"][depth - 1]) * (self.n_fit // int(s["sgd_batch"]))
+
+    def _steps(self, setting: str, depth: int, lr: float) -> int:
+        """``settings[setting]`` steps, or, where it is a string, the steps that reach the published SGD's
+        flow time of NN``depth`` at rate ``lr``: ``ceil(sgd_time(depth) / lr)``."""
+        value = self.s[setting]
+        return math.ceil(self.sgd_time(depth) / lr) if isinstance(value, str) else int(value)
 
     def gd_lr(self, depth: int, i: int) -> float:
         """``gd_lr_fraction * 2n / lambda_max`` of NN``depth``'s analytic NTK on trial ``i``'s 670 points."""
@@ -323,12 +398,12 @@ class Audit:
         model = self.net(depth)
         seeds = self.ensemble_seeds(i, depth)
         lr = self.gd_lr(depth, i)
-        steps = int(s["gd_steps"])
+        steps = self._steps("gd_steps", depth, lr)
         dtype = jnp.dtype(s["nn_dtype"])
 
         def compute():
             rec = max(1, steps // 30)
-            single = train.train(model, tr.x_train, tr.y_train, seeds=seeds[:1], steps=steps, lr=lr,
+            single = train.train(model, tr.x_train, tr.y_train, seeds=seeds[:1], steps=steps, lr=lr, method="auto",
                                  x_eval=tr.x_test, record_every=rec, dtype=dtype)
             centred = train.train(Centred(model), tr.x_train, tr.y_train, seeds=seeds, steps=steps, lr=lr,
                                   params=Centred(model).stacked_params(seeds, s["d"], dtype), x_eval=tr.x_test,
@@ -444,12 +519,12 @@ class Audit:
             th = model.ntk(x)
             ths = model.ntk(tr.x_test, x)
             lr = s["eq_lr_fraction"] * predict.critical_lr(th)
-        steps = int(s["eq_steps"])
+        steps = self._steps("eq_steps", 1, lr)
         dtype = jnp.dtype(s["nn_dtype"])
 
         def compute():
             rec = max(1, steps // 30)
-            plain = train.train(model, x, y, seeds=seeds, steps=steps, lr=lr, x_eval=tr.x_test,
+            plain = train.train(model, x, y, seeds=seeds, steps=steps, lr=lr, x_eval=tr.x_test, method="auto",
                                 record_every=rec, dtype=dtype)
             cen = train.train(Centred(model), x, y, seeds=seeds, steps=steps, lr=lr, x_eval=tr.x_test,
                               params=Centred(model).stacked_params(seeds, s["d"], dtype), record_every=rec,
@@ -476,6 +551,93 @@ class Audit:
         key = self._key("equivalence runs", model=model, trial_seed=self.trial_seeds[0], n_train=n,
                         seeds=seeds, steps=steps, lr=lr, dtype=s["nn_dtype"])
         return self.cached(key, compute, name="liu2025_equivalence")
+
+    # ------------------------------------------------------------------ SGD equivalence across widths
+    def sgd_equivalence(self, depth: int) -> dict:
+        """The published training of NN``depth`` against the theorem's prediction for it, at ``nn_width``
+        (``nn_trials`` trials) and at each of ``trend_widths`` (``trend_trials`` trials).
+
+        Per trial ``i`` and width: the trained network's test outputs ``f`` (:meth:`sgd_runs`), and, with
+        the network's analytic NTK ``Theta`` (width-independent in the NTK parameterization) on the 468
+        fitted points, gradient flow to the same time ``t = lr * steps`` from the network's own
+        initial outputs ``f0`` (:func:`pytest_ntk.science.predict.gradient_descent_mse`)::
+
+            p   = f0_* + Theta_* Theta^{-1} (I - e^{-Theta t / n}) (y - f0)      (the theorem's prediction)
+            p_c =        Theta_* Theta^{-1} (I - e^{-Theta t / n}) y             (f0-free: the wide ensemble)
+
+        ``gap = RMS_test(f - p) / RMSE(p_c)`` (the per-point gap in units of the f0-free prediction's
+        test error). The same gap against three rival predictions ``q`` (``rival_gap``), each a theory
+        that would also be "the network behaves like a kernel", and ``rival_distance = RMS_test(p -
+        q) / RMSE(p_c)``, the gap the claim would measure if the rival were right (the network at
+        ``q``):
+
+        - ``"other depth"``: ``p`` with the NTK of the other depth (a theory blind to depth);
+        - ``"NNGP"``: ``p`` with the network's NNGP kernel in place of its NTK (the paper's claim 3
+          says their regressions err alike);
+        - ``"regression"``: kernel regression with ``Theta`` on all 670 points, no ``f0`` (the
+          paper's comparison: the network as its NTK's interpolant).
+
+        Also the test RMSEs of ``f``, ``p``, ``p_c`` and of that regression. Returns ``{"widths":
+        [...], "by_width": [{"gap", "rmse_nn", "rmse_flow", "rmse_flow_f0_free", "rmse_regression",
+        "rival_gap": {name: ...}, "rival_distance": {name: ...}} per width, one value per trial], "t": t}``.
+        """
+        from pytest_ntk.science import predict
+
+        s = self.s
+        nf = self.n_fit
+        widths = [int(s["nn_width"]), *[int(w) for w in s["trend_widths"]]]
+        counts = {w: self.sgd_trials("published", w) for w in widths}
+        runs = {w: self.sgd_runs("published", depth, range(counts[w]), w) for w in widths}
+        t = self.sgd_time(depth)
+        rivals = ("other depth", "NNGP", "regression")
+
+        def compute():
+            out = {w: {k: np.zeros(counts[w]) for k in ("gap", "rmse_nn", "rmse_flow", "rmse_flow_f0_free",
+                                                        "rmse_regression")} for w in widths}
+            for w in widths:
+                out[w]["rival_gap"] = {name: np.zeros(counts[w]) for name in rivals}
+                out[w]["rival_distance"] = {name: np.zeros(counts[w]) for name in rivals}
+            for i in range(max(counts.values())):
+                tr = self.trial(i)
+                x, xs, y, y_fit = tr.x_train, tr.x_test, tr.y_train, tr.y_train[:nf]
+                with single_threaded_blas():
+                    nngp, th = self.net(depth).nngp(x), self.net(depth).ntk(x)
+                    nngps, ths = self.net(depth).nngp(xs, x), self.net(depth).ntk(xs, x)
+                    th_o, ths_o = self.net(3 - depth).ntk(x), self.net(3 - depth).ntk(xs, x)
+                    regression = predict.kernel_regression(th, y, ths)
+                    _, pc = predict.gradient_descent_mse(th[:nf, :nf], y_fit, ths[:, :nf], t)
+                    for w in widths:
+                        if i >= counts[w]:
+                            continue
+                        r = runs[w][i]
+                        if not math.isclose(r["lr"] * r["steps"], t, rel_tol=1e-12):
+                            raise AssertionError(f"SGD flow time {r['lr'] * r['steps']} != {t}")
+                        f0 = {"f0_train": r["f0_train"], "f0_test": r["f0_test"]}
+
+                        def flow(k, ks):
+                            return predict.gradient_descent_mse(k[:nf, :nf], y_fit, ks[:, :nf], t, **f0)[1]
+
+                        p = flow(th, ths)
+                        o = out[w]
+                        scale = rms(pc - tr.y_test)
+                        o["rmse_flow_f0_free"][i] = scale
+                        o["gap"][i] = rms(r["f_test"] - p) / scale
+                        o["rmse_nn"][i] = rms(r["f_test"] - tr.y_test)
+                        o["rmse_flow"][i] = rms(p - tr.y_test)
+                        o["rmse_regression"][i] = rms(regression - tr.y_test)
+                        for name, q in (("other depth", flow(th_o, ths_o)), ("NNGP", flow(nngp, nngps)),
+                                        ("regression", regression)):
+                            o["rival_gap"][name][i] = rms(r["f_test"] - q) / scale
+                            o["rival_distance"][name][i] = rms(p - q) / scale
+            return {"widths": widths, "by_width": [out[w] for w in widths], "t": t}
+
+        key = self._key("published SGD against its NTK flow and rivals, by width", depth=depth, widths=widths,
+                        trial_seeds=self.trial_seeds[:max(counts.values())],
+                        counts_by_width=[counts[w] for w in widths],
+                        seeds=[[self._net_seed_at(i, depth, w) for i in range(counts[w])] for w in widths],
+                        settings={k: s[k] for k in ("nn_epochs", "sgd_batch", "sgd_lr", "validation_split",
+                                                    "nn_dtype")})
+        return self.cached(key, compute, name="liu2025_sgd_equivalence")
 
     # ------------------------------------------------------------------ empirical kernels
     @property

@@ -49,7 +49,7 @@ SOURCE = ("arXiv:2501.10929, abstract claim 1: the equivalence theorem (a traine
           "equals kernel regression with its NTK; Jacot et al. 2018, Lee et al. 2019 Thm 2.1) 'does not "
           "hold well in practice'")
 SCALE = ("${profile} profile: ${eq_n_train} of trial 0's 670 training points, widths ${eq_widths}, "
-         "${eq_seeds} initialisations, ${eq_steps} GD steps at ${eq_lr_fraction} of the critical rate (this "
+         "${eq_seeds} initialisations, GD steps: ${eq_steps}; at ${eq_lr_fraction} of the critical rate (this "
          "full-batch experiment is this audit's; the paper trained width 10,000 by SGD).")
 
 

@@ -73,7 +73,7 @@ DESCRIPTION = {
         "infinity, all 670 points) or from the NTK prediction for the same training time, points and initial "
         "output (prediction=same_training); and the rival in which NN1's NTK stands for both depths does not "
         "predict it as well. ${profile} profile: width ${nn_width} (published: 10,000), ${gd_trials} trials, "
-        "SGD ${nn_epochs} epochs for NN1, NN2 (published: 3000, 6000), full-batch GD ${gd_steps} steps at "
+        "SGD ${nn_epochs} epochs for NN1, NN2 (published: 3000, 6000), full-batch GD steps: ${gd_steps}; at "
         "${gd_lr_fraction} of the critical rate, ensembles of ${ensemble} (the GD variants are this audit's, not the "
         "paper's)."
     ),

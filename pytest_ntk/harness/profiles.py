@@ -1,7 +1,8 @@
 """Profiles: the named scale of an audit (widths, seeds, trials, epochs) and its default tolerance.
 
-Built in: ``quick`` (the default, sized for 2 CPU cores) and ``paper`` (published protocols, sized
-for a GPU). A project adds its own in ``pyproject.toml``::
+Built in: ``quick`` (the default, sized for 2 CPU cores), ``long`` (the published training time
+where a suite defines it, otherwise ``quick``; an hour or more on 2 CPU cores) and ``paper``
+(published protocols, sized for a GPU). A project adds its own in ``pyproject.toml``::
 
     [tool.pytest_ntk.profiles.medium]
     base = "quick"              # settings not given here come from this profile
@@ -77,6 +78,14 @@ BUILTIN: dict[str, Profile] = {
         "quick",
         "sized for 2 CPU cores: narrower networks, fewer epochs and trials (each suite says what is scaled)",
         Tolerance(rtol=0.05, atol=0.0, confidence=0.95),
+    ),
+    "long": Profile(
+        "long",
+        "the published training time on a CPU: suites that define it run their networks as long as the "
+        "source trained them (liu2025: published epochs, batch and rate, narrower width plus a width "
+        "trend); every other suite runs its quick settings",
+        Tolerance(rtol=0.05, atol=0.0, confidence=0.95),
+        base="quick",
     ),
     "paper": Profile(
         "paper",

@@ -16,21 +16,43 @@ each test's output -- and a background ticker writes there:
 
 With ``-v`` the plugin prints every stage as it ends instead, and with ``-s`` (no capture) or
 ``-q -q`` nothing is drawn. Nothing here changes a result: it only writes to the terminal.
+
+**How much is left.** A computation that works through parts (trials, chunks of an ensemble) says
+so with :func:`advance` (claim suites: :meth:`pytest_ntk.harness.suite.SuiteRun.advance`): after
+``done`` of ``total`` parts the running stage shows ``done/total`` and an estimate of the time
+left, ``elapsed * (total - done) / done`` measured from the stage's start (parts of equal cost
+assumed; the estimate is a guide, not a promise). On a terminal the live line carries it; elsewhere
+each call in a stage that has run ``PLAIN_AFTER_S`` writes one plain line (with ``-v``: every
+call), so a long run logs a line per part with its elapsed time and the estimate.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
 import time
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "advance"]
 
 LIVE_AFTER_S = 2.0
 PLAIN_AFTER_S = 60.0
 PLAIN_EVERY_S = 300.0
 _TICK_S = 1.0
+
+
+#: the session's ticker, for :func:`advance` (the latest one configured in this process)
+_ACTIVE: "Progress | None" = None
+
+
+def advance(done: int, total: int, what: str = "") -> None:
+    """``done`` of ``total`` parts of the running stage are finished (see the module docstring).
+
+    Safe to call anywhere: outside a pytest-ntk session, or with progress display off, it does nothing.
+    """
+    if _ACTIVE is not None:
+        _ACTIVE.advance(int(done), int(total), str(what))
 
 
 def _fmt(seconds: float) -> str:
@@ -60,11 +82,21 @@ class Progress:
         self._live = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._parts: dict[str, str] = {}  # key -> "3/5, ~4m10s left"
+        global _ACTIVE
+        _ACTIVE = self
 
     # ------------------------------------------------------------------ events
     def stage(self, claim_id: str, stage: str, seconds: float | None) -> None:
         """A stage started (``seconds`` None) or ended (in this process)."""
         if self.verbose:  # -v: a line per stage as it ends, written past output capture
+            key = f"{claim_id}/{stage}"
+            with self._lock:  # remembered for advance(); no ticker in this mode
+                if seconds is None:
+                    self._running[key] = (f"{claim_id}: {stage}", time.monotonic(), math.inf)
+                else:
+                    self._running.pop(key, None)
+                    self._parts.pop(key, None)
             if seconds is not None:
                 tr = self.config.pluginmanager.get_plugin("terminalreporter")
                 capman = self.config.pluginmanager.get_plugin("capturemanager")
@@ -79,6 +111,36 @@ class Progress:
         else:
             self._end(f"{claim_id}/{stage}", seconds)
 
+    def advance(self, done: int, total: int, what: str = "") -> None:
+        """:func:`advance`: attach ``done/total`` and the estimate of what is left to the latest stage."""
+        if total <= 0 or done < 0:
+            return
+        with self._lock:
+            if not self._running:
+                return
+            key = next(reversed(self._running))
+            label, start, due = self._running[key]
+            elapsed = time.monotonic() - start
+            left = f", ~{_fmt(elapsed * (total - done) / done)} left" if 0 < done < total else ""
+            note = f"{what + ' ' if what else ''}{done}/{total}{left}"
+            self._parts[key] = note
+            if self.tty and not self.verbose:
+                self._draw()
+                return
+        if self.verbose or (self._out is not None and elapsed >= PLAIN_AFTER_S):  # quiet for short stages
+            self._line(f"{label}: {note} (elapsed {_fmt(elapsed)})")
+
+    def _line(self, text: str) -> None:
+        if self.verbose:
+            tr = self.config.pluginmanager.get_plugin("terminalreporter")
+            capman = self.config.pluginmanager.get_plugin("capturemanager")
+            if tr is not None and capman is not None:
+                with capman.global_and_fixture_disabled():
+                    tr.write_line(f"    {text}")
+        else:
+            with self._lock:
+                self._plain(text)
+
     def claim_started(self, nodeid: str, label: str, worker: str) -> None:
         """xdist controller: a worker started a claim."""
         if self._out is not None:
@@ -89,6 +151,9 @@ class Progress:
             self._end(nodeid, time.monotonic() - self._running[nodeid][1])
 
     def close(self) -> None:
+        global _ACTIVE
+        if _ACTIVE is self:
+            _ACTIVE = None
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
@@ -114,6 +179,7 @@ class Progress:
     def _end(self, key: str, seconds: float) -> None:
         with self._lock:
             entry = self._running.pop(key, None)
+            self._parts.pop(key, None)
             if entry is None:
                 return
             if self.tty:
@@ -136,7 +202,8 @@ class Progress:
                     continue
                 for key, (label, start, due) in list(self._running.items()):
                     if now >= due:
-                        self._plain(f"{label}: running for {_fmt(now - start)}")
+                        note = f" ({self._parts[key]})" if key in self._parts else ""
+                        self._plain(f"{label}: running for {_fmt(now - start)}{note}")
                         self._running[key] = (label, start, now + PLAIN_EVERY_S)
 
     def _plain(self, text: str) -> None:
@@ -146,7 +213,8 @@ class Progress:
     def _draw(self) -> None:
         """Write (or rewrite) the live line under pytest's current line."""
         now = time.monotonic()
-        parts = [f"{label}  {_fmt(now - start)}" for label, start, _ in self._running.values()]
+        parts = [f"{label}  {_fmt(now - start)}" + (f" ({self._parts[key]})" if key in self._parts else "")
+                 for key, (label, start, _) in self._running.items()]
         columns = _columns()
         text = ("⏳ " + " | ".join(parts))[: max(10, columns - 1)]
         if not self._live:

@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class NTKSession:
 
     def __init__(self, config: pytest.Config):
         self.config = config
+        self.started = time.time()
         self.is_worker = hasattr(config, "workerinput")
         self.pinned_gpu = pin_worker_gpu(config)
         pyproject = Path(config.rootpath) / "pyproject.toml"
@@ -323,7 +325,10 @@ class NTKSession:
     def run_info(self) -> dict[str, Any]:
         return runinfo.collect(Path(self.config.rootpath), self.profile.to_dict(), self.base_seed,
                                {"audit": self.audit, "cache": self.cache_stats(),
-                                "selection": _options.scope(self.config).to_dict()})
+                                "selection": _options.scope(self.config).to_dict(),
+                                "command": runinfo.command(self.config.invocation_params.args),
+                                "machine": runinfo.machine(),
+                                "wall_time_s": round(time.time() - self.started, 1)})
 
     def report(self, *, complete: bool) -> dict[str, Any]:
         missing = self.not_run()

@@ -86,6 +86,13 @@ class SuiteRun:
         """``n`` independent seeds of ``stream`` (indices 0..n-1)."""
         return [self.seed(stream, i) for i in range(int(n))]
 
+    def advance(self, done: int, total: int, what: str = "") -> None:
+        """Report that ``done`` of ``total`` parts of a long computation are finished: the running
+        stage shows the count and an estimate of the time left (:func:`pytest_ntk.harness.progress.advance`)."""
+        from .progress import advance
+
+        advance(done, total, what)
+
     def key(self, what: str, **inputs) -> dict[str, Any]:
         """A cache key naming the suite, its recipe, the base seed, ``what`` and ``inputs``."""
         return {"suite": self.suite.name, "recipe": self.suite.recipe, "seed": self.base_seed, "what": what, **inputs}

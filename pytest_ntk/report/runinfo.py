@@ -1,10 +1,12 @@
-"""What a run ran on: time, commit, versions, device. Never imports jax itself."""
+"""What a run ran on: time, commit, command, machine, versions, device. Never imports jax itself."""
 
 from __future__ import annotations
 
 import datetime as _dt
 import functools
+import os
 import platform
+import shlex
 import subprocess
 import sys
 from importlib import metadata
@@ -49,6 +51,34 @@ def _device() -> str:
         return f"{devs[0].platform}: {devs[0].device_kind} x{len(devs)}"
     except Exception as exc:  # noqa: BLE001 - a report must not break on a device query
         return f"unknown ({type(exc).__name__})"
+
+
+def command(args) -> str:
+    """The pytest command line of the run (``pytest`` plus its arguments, shell-quoted)."""
+    return shlex.join(["pytest", *[str(a) for a in args]])
+
+
+@functools.lru_cache(maxsize=None)
+def machine() -> dict:
+    """The CPU (model name from ``/proc/cpuinfo`` where there is one), its usable cores and memory."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count()
+    try:
+        memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (AttributeError, ValueError, OSError):
+        memory_gb = None
+    return {"cpu": model, "cores": cores, "memory_gb": memory_gb, "arch": platform.machine()}
 
 
 def collect(root: Path, profile: dict, seed: int, extra: dict | None = None) -> dict:
