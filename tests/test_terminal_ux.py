@@ -97,6 +97,50 @@ def test_long_stages_print_plain_lines_when_output_is_not_a_terminal(pytester, m
     assert re.search(r"\[pytest-ntk\] slow\.one: train the networks: done in \d+s", text), text
 
 
+def test_parts_of_a_long_stage_show_the_count_and_an_estimate_of_what_is_left(pytester, monkeypatch):
+    from pytest_ntk.harness import progress
+
+    monkeypatch.setattr(progress, "PLAIN_AFTER_S", 0.2)
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 100.0)
+    monkeypatch.setattr(progress, "_TICK_S", 0.05)
+    pytester.makepyfile(test_parts="""
+        import time, pytest
+        from pytest_ntk.harness.progress import advance
+
+        @pytest.mark.claim("parts.one")
+        def test_parts(claim):
+            with claim.stage("train"):
+                for k in range(3):
+                    time.sleep(0.3)
+                    advance(k + 1, 3, "chunks")
+            claim.close(1.0, 1.0)
+    """)
+    out_file = pytester.path / "out.txt"
+    with open(out_file, "w") as fh:
+        saved = os.dup(1)
+        os.dup2(fh.fileno(), 1)
+        try:
+            result = pytester.runpytest(*INNER)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+    text = out_file.read_text()
+    assert result.ret == 0
+    # a line per part once the stage is long: the count, the time left (not after the last part), elapsed
+    assert re.search(r"parts\.one: train: chunks 1/3, ~\d+s left \(elapsed \d+s\)", text), text
+    assert re.search(r"parts\.one: train: chunks 2/3, ~\d+s left \(elapsed \d+s\)", text), text
+    assert re.search(r"parts\.one: train: chunks 3/3 \(elapsed \d+s\)", text), text
+    # -v: every part is a line of pytest's output
+    result = pytester.runpytest(*INNER, "-v")
+    result.stdout.fnmatch_lines(["*parts.one: train: chunks 1/3*", "*parts.one: train: chunks 3/3*"])
+
+
+def test_advance_outside_a_session_does_nothing():
+    from pytest_ntk.harness import progress
+
+    progress.advance(1, 2, "anything")  # no session in this process's state, or one that ignores it
+
+
 def test_reports_get_ordinary_permissions_and_no_lock_file_is_left(pytester):
     pytester.makepyfile(test_u="import pytest\n@pytest.mark.claim('p.c')\ndef test_c(claim):\n    claim.close(1.0, 1.0)\n")
     old = os.umask(0o022)

@@ -20,8 +20,9 @@ With ``-v`` the plugin prints every stage as it ends instead, and with ``-s`` (n
 **How much is left.** A computation that works through parts (trials, chunks of an ensemble) says
 so with :func:`advance` (claim suites: :meth:`pytest_ntk.harness.suite.SuiteRun.advance`): after
 ``done`` of ``total`` parts the running stage shows ``done/total`` and an estimate of the time
-left, ``elapsed * (total - done) / done`` measured from the stage's start (parts of equal cost
-assumed; the estimate is a guide, not a promise). On a terminal the live line carries it; elsewhere
+left, ``elapsed * (total - done) / done`` with ``elapsed`` measured from the start of that
+computation (the stage's start, or the previous report of another computation in the same stage;
+parts of equal cost assumed: the estimate is a guide, not a promise). On a terminal the live line carries it; elsewhere
 each call in a stage that has run ``PLAIN_AFTER_S`` writes one plain line (with ``-v``: every
 call), so a long run logs a line per part with its elapsed time and the estimate.
 """
@@ -83,8 +84,9 @@ class Progress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._parts: dict[str, str] = {}  # key -> "3/5, ~4m10s left"
+        self._bases: dict[str, tuple[str, float, float]] = {}  # key -> (what, its start, last report)
         global _ACTIVE
-        _ACTIVE = self
+        self._previous, _ACTIVE = _ACTIVE, self  # restored at close (an in-process run inside a session)
 
     # ------------------------------------------------------------------ events
     def stage(self, claim_id: str, stage: str, seconds: float | None) -> None:
@@ -97,6 +99,7 @@ class Progress:
                 else:
                     self._running.pop(key, None)
                     self._parts.pop(key, None)
+                    self._bases.pop(key, None)
             if seconds is not None:
                 tr = self.config.pluginmanager.get_plugin("terminalreporter")
                 capman = self.config.pluginmanager.get_plugin("capturemanager")
@@ -120,10 +123,17 @@ class Progress:
                 return
             key = next(reversed(self._running))
             label, start, due = self._running[key]
-            elapsed = time.monotonic() - start
-            left = f", ~{_fmt(elapsed * (total - done) / done)} left" if 0 < done < total else ""
+            now = time.monotonic()
+            elapsed = now - start
+            # the estimate counts from the start of this computation: the stage's start, or the last
+            # report of a different computation in the same stage (a stage may run several in turn)
+            last_what, base, last = self._bases.get(key, (what, start, start))
+            if last_what != what:
+                base = last
+            left = f", ~{_fmt((now - base) * (total - done) / done)} left" if 0 < done < total else ""
             note = f"{what + ' ' if what else ''}{done}/{total}{left}"
             self._parts[key] = note
+            self._bases[key] = (what, base, now)
             if self.tty and not self.verbose:
                 self._draw()
                 return
@@ -153,7 +163,7 @@ class Progress:
     def close(self) -> None:
         global _ACTIVE
         if _ACTIVE is self:
-            _ACTIVE = None
+            _ACTIVE = self._previous
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
@@ -180,6 +190,7 @@ class Progress:
         with self._lock:
             entry = self._running.pop(key, None)
             self._parts.pop(key, None)
+            self._bases.pop(key, None)
             if entry is None:
                 return
             if self.tty:
