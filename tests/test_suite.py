@@ -130,3 +130,32 @@ def test_bad_suite_definitions_are_refused():
         Suite("a b", __file__, {"quick": {}})
     with pytest.raises(ValueError, match="settings"):
         Suite("ok", __file__, {"quick": 3})
+
+
+def test_the_recipe_digest_follows_code_not_comments_or_docstrings(tmp_path):
+    from pytest_ntk import Suite
+    """Editing a docstring or a comment of a suite's conftest keeps its cache; editing code does not."""
+    conftest = tmp_path / "conftest.py"
+    source = '''"""A suite."""
+# settings
+SETTINGS = {"quick": {"n": 3}}
+
+
+def compute(x):
+    """Square it."""
+    return x * x
+'''
+    conftest.write_text(source)
+    first = Suite("toy", conftest, {"quick": {}}).recipe
+    conftest.write_text(source.replace("A suite.", "A suite, documented at length.")
+                        .replace("# settings", "# the settings, per profile").replace("Square it.", "x^2."))
+    assert Suite("toy", conftest, {"quick": {}}).recipe == first
+    conftest.write_text(source.replace("x * x", "x * x * x"))
+    assert Suite("toy", conftest, {"quick": {}}).recipe != first
+    conftest.write_text(source.replace('"n": 3', '"n": 4'))  # a string or number in code is code
+    assert Suite("toy", conftest, {"quick": {}}).recipe != first
+    data = tmp_path / "table.csv"  # a non-Python recipe file: its bytes
+    data.write_text("a,b\n")
+    one = Suite("toy", [conftest, data], {"quick": {}}).recipe
+    data.write_text("a, b\n")
+    assert Suite("toy", [conftest, data], {"quick": {}}).recipe != one

@@ -44,18 +44,29 @@ SETTINGS (per profile; ``ntk_profile.pick(SETTINGS, suite="liu2025")``)
 ``sgd_batch, sgd_lr``      8 and 0.004 (= Keras' 0.002 on its un-halved MSE)
 ``validation_split``       0.3: the networks fit the first 468 of the 670 training points
 ``nn_dtype``               float32 (as Keras)
+``sgd_chunk``              trials trained together by the fused SGD program and cached as one entry
+                           (fixed chunks 0..c-1, c..2c-1, ...: an interrupted run keeps finished chunks)
+``trend_widths, trend_trials`` wider NN1/NN2 trained by the published protocol on the first
+                           ``trend_trials`` trials (``liu2025.sgd_equivalence``'s width trend)
 ``gd_trials``              trials of the protocol variants (the first ``gd_trials``; <= nn_trials)
 ``gd_steps, gd_lr_fraction`` full-batch GD: steps and ``lr = fraction * 2n / lambda_max`` of the
-                           network's analytic NTK on the 670 points (the same rate for every width)
+                           network's analytic NTK on the 670 points (the same rate for every width);
+                           ``gd_steps = PUBLISHED_TIME``: ``ceil(t / lr)`` steps, ``t`` the published
+                           SGD's flow time of that depth (696 for NN1, 1392 for NN2)
 ``ensemble``               members of the centred ensembles (protocol)
 ``eq_n_train``             training points of the equivalence runs (the first of trial 0's 670)
 ``eq_widths, eq_seeds, eq_steps, eq_lr_fraction``  widths, initialisations, GD steps and rate there
+                           (``eq_steps = PUBLISHED_TIME``: to NN1's published flow time, 696)
 ``limit_n``                inputs (the first of trial 0's 1000) for the empirical kernels
 ``limit_widths, limit_samples``  widths and initialisations of the seed-averaged empirical kernels
 
 ``quick`` keeps the kernel rows at the paper's full size and scales the networks down: width 256
 instead of 10,000, 150/300 SGD epochs instead of 3000/6000 (same batch and step), 6 trials
-instead of 50. ``paper`` is the published protocol unchanged (sized for a GPU).
+instead of 50. ``long`` is the published protocol in everything but width: 3000/6000 epochs on all
+50 trials at width 256, widths 512 and 1024 on 3 trials for the trend, the GD variants (10 trials)
+and the equivalence runs (all 670 points, widths 256-4096) trained to the published SGD's flow
+time; about an hour and a half on 2 CPU cores. ``paper`` is the published protocol unchanged
+(sized for a GPU).
 """
 
 from __future__ import annotations
@@ -102,7 +113,7 @@ SETTINGS = {
         "reference_trials": 10,
         "nn_trials": 50, "nn_width": 256, "nn_epochs": (3000, 6000),
         "sgd_batch": 8, "sgd_lr": 0.004, "validation_split": 0.3, "nn_dtype": "float32", "sgd_chunk": 10,
-        "trend_widths": (512, 1024), "trend_trials": 4,
+        "trend_widths": (512, 1024), "trend_trials": 3,
         "gd_trials": 10, "gd_steps": PUBLISHED_TIME, "gd_lr_fraction": 0.5, "ensemble": 4,
         "eq_n_train": 670, "eq_widths": (256, 1024, 4096), "eq_seeds": 4, "eq_steps": PUBLISHED_TIME,
         "eq_lr_fraction": 0.5,

@@ -59,10 +59,31 @@ _NAME_RE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def _digest(paths: Sequence[Path]) -> str:
+    """The recipe's digest: of each Python file's code (its syntax tree without docstrings, so that
+    editing a comment or a docstring keeps the cache), of any other file's bytes."""
     h = hashlib.sha256()
     for p in paths:
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+        h.update(p.name.encode() + b"\0" + _code_of(p) + b"\0")
     return h.hexdigest()[:16]
+
+
+def _code_of(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.suffix != ".py":
+        return data
+    import ast
+
+    try:
+        tree = ast.parse(data, filename=str(path))
+    except SyntaxError:
+        return data
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False).encode()
 
 
 class SuiteRun:
