@@ -193,6 +193,28 @@ def test_text_is_escaped():
     assert "evil&lt;script&gt;" in text and "&lt;b&gt;boom" in text and "<b>boom" not in text
 
 
+def test_every_user_controlled_text_is_escaped():
+    """Statements, measurement and rival names, stage names, table titles, headers and cells, attached
+    data and warnings all come from claim files: none of them may inject markup."""
+    evil = "<img src=x onerror=alert(1)>"
+
+    def body(c):
+        with c.stage(f"stage {evil}"):
+            pass
+        c.table(f"title {evil}", ["method", f"head {evil}"], [[f"cell {evil}", 1.0]])
+        c.attach(f"data {evil}", {"key": f"value {evil}"})
+        c.samples([1.0, 1.01, 0.99, 1.02], predicted=1.0, rtol=0.1, rivals={f"rival {evil}": 5.0},
+                  name=f"measure {evil}")
+
+    claim = _run("x.evil", body, source=f"source {evil}", statement=f"statement {evil}")
+    rep = build({"time": "2025-06-09T12:00:00+00:00"}, [claim], complete=True)
+    text = html.render(rep)
+    page = Page(text)
+    assert page.tags["img"] == 0, "an <img> tag from a claim's text reached the page"
+    for where in ("stage", "title", "head", "cell", "data", "value", "rival", "measure", "source", "statement"):
+        assert f"{where} &lt;img" in text, f"{where}: not shown escaped"
+
+
 def test_bar_spec_reads_the_liu_table_and_refuses_tables_without_numbers():
     art = next(a for c in sample_claims() for a in c["artifacts"])
     spec = html.bar_spec(art)

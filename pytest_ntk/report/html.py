@@ -10,26 +10,29 @@ plots (measured +- CI against the allowed band; the fitted scaling line for slop
 such as the Liu et al. RMSE table as bars of mean +- SE), timings, attached tables and data, and,
 with a history store, its verdicts and margins over the last runs.
 
-Writers read the verdict model's dicts (a JSON report) and nothing else.
+The markup is in jinja2 templates (``report/templates``, autoescaped: every value from a report is
+escaped unless the template marks it ``|safe``, which only the SVG of :mod:`.svg` and the page's own
+stylesheet and script are); this module computes what they show. jinja2 is imported when a page is
+rendered, not with the module. Writers read the verdict model's dicts (a JSON report) and nothing else.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from importlib import resources
 from collections import Counter
-from html import escape
+from importlib import resources
 from pathlib import Path
 
-from . import svg
 from ..verdicts.model import ORDER, severity
+from . import svg
 from .baseline import decisive
 from .fmt import num
 from .history import series
 from .jsonreport import atomic_write_text
 
-__all__ = ["render", "write", "bar_spec", "ORDER"]
+__all__ = ["ORDER", "bar_spec", "render", "write"]
 
 _RANK = {v: (4 if v == "SKIPPED" else 3 - severity(v)) for v in ORDER}  # sort: ERROR first, SKIPPED last
 _BLURB = {
@@ -39,10 +42,9 @@ _BLURB = {
     "ERROR": "the computation broke",
     "SKIPPED": "did not run",
 }
-
-
-def _e(x) -> str:
-    return escape("" if x is None else str(x))
+_COLUMNS = [("claim", "id", "text"), ("source", "source", "text"), ("verdict", "verdict", "num"),
+            ("measured", "measured", "num"), ("predicted", "predicted", "num"),
+            ("gap / tolerance", "gap", "num"), ("CI", "margin", "num")]  # (header, sort key, sort type)
 
 
 def _ci(ci) -> str:
@@ -53,19 +55,18 @@ def _ci(ci) -> str:
     return f"[{num(lo, 3) if lo is not None else '-inf'}, {num(hi, 3) if hi is not None else 'inf'}]"
 
 
-def _breakable(x) -> str:
-    """Escaped text that may wrap after ``[ , . =`` (long parametrized claim ids), not mid-word."""
-    return re.sub(r"([\[,.=])", r"\1<wbr>", _e(x))
-
-
-def _attr(x) -> str:
-    return escape("" if x is None else str(x), quote=True)
+def _data_text(data) -> str:
+    """An attached data artifact as indented JSON, cut at 4000 characters."""
+    text = json.dumps(data, indent=1)
+    if len(text) > 4000:
+        text = text[:4000] + "\n… (truncated; the full data is in the JSON report)"
+    return text
 
 
 # ---------------------------------------------------------------------------- tables -> bars
-_SE = re.compile(r"(^|[^a-z])(se|sem|stderr|std\.? ?err(or)?|standard error|±)([^a-z]|$)", re.I)
-_REF = re.compile(r"paper|published|reported|reference", re.I)
-_MEAN = re.compile(r"mean|rmse|error|value|avg|average", re.I)
+_SE = re.compile(r"(^|[^a-z])(se|sem|stderr|std\.? ?err(or)?|standard error|±)([^a-z]|$)", re.IGNORECASE)
+_REF = re.compile(r"paper|published|reported|reference", re.IGNORECASE)
+_MEAN = re.compile(r"mean|rmse|error|value|avg|average", re.IGNORECASE)
 
 
 def _is_num(v) -> bool:
@@ -146,215 +147,83 @@ def _row_verdict(ms: list[dict], label: str) -> str | None:
     return None
 
 
-def _plots(c: dict) -> list[str]:
-    out = []
+def _figures(c: dict) -> list[dict]:
+    """The plots of a claim's details, in order: ``strips`` (every measurement against its allowed
+    band), one ``slope`` per scaling fit, one ``bars`` per table artifact that :func:`bar_spec` reads.
+    Each is ``{"kind", "svg", ...}`` with what its caption needs (``details.html.j2`` writes it)."""
     ms = [m for m in c.get("measurements") or [] if isinstance(m, dict)]
-    strips = []
+    slopes, strips, bars = [], [], []
     for m in ms:
         d = m.get("detail") or {}
         if m.get("kind") == "slope" and d.get("x") and d.get("y") and _is_num(m.get("measured")):
-            out.append(
-                f'<figure class="fig"><figcaption>{_e(m.get("name"))}: fitted scaling</figcaption>'
-                + svg.slope_plot(d["x"], d["y"], slope=m["measured"], intercept=d.get("intercept"),
-                                 log=bool(d.get("log", True)), ci=m.get("ci"), allowed=d.get("allowed"),
-                                 verdict=m.get("verdict"), name=m.get("name", "slope"),
-                                 x_label=str(d.get("x_name") or "x"), y_label=str(d.get("y_name") or "y"))
-                + "</figure>"
-            )
+            slopes.append({"kind": "slope", "name": m.get("name"), "svg": svg.slope_plot(
+                d["x"], d["y"], slope=m["measured"], intercept=d.get("intercept"), log=bool(d.get("log", True)),
+                ci=m.get("ci"), allowed=d.get("allowed"), verdict=m.get("verdict"), name=m.get("name", "slope"),
+                x_label=str(d.get("x_name") or "x"), y_label=str(d.get("y_name") or "y"))})
         elif _is_num(m.get("measured")) or _is_num(m.get("predicted")):
             strips.append({"name": m.get("name", ""), "verdict": m.get("verdict"), "measured": m.get("measured"),
                            "ci": m.get("ci"), "predicted": m.get("predicted"), "band": _band(m),
                            "rivals": m.get("rivals") or []})
+    for art in c.get("artifacts") or []:
+        spec = bar_spec(art) if art.get("kind") == "table" else None
+        if spec:
+            title = spec["value_name"] + (f" ± {spec['error_name']}" if spec["error_name"] else "")
+            bars.append({"kind": "bars", "name": art.get("name"), "coloured": bool(ms), "svg": svg.bar_plot(
+                spec["labels"], spec["values"], spec["errors"], reference=spec["reference"],
+                reference_label=spec["reference_name"] or "reference", title=title,
+                verdicts=[_row_verdict(ms, lab) for lab in spec["labels"]])})
     if strips:
-        note = "; diamonds: rival predictions, hollow when ruled out" if any(s["rivals"] for s in strips) else ""
-        out.insert(0, '<figure class="fig wide"><figcaption>measured (dot, with CI) against the allowed band '
-                      f'(green; dashed: predicted{note})</figcaption>' + svg.interval_rows(strips) + "</figure>")
-    for art in c.get("artifacts") or []:
-        if art.get("kind") == "table":
-            spec = bar_spec(art)
-            if spec:
-                title = spec["value_name"] + (f" ± {spec['error_name']}" if spec["error_name"] else "")
-                out.append(
-                    f'<figure class="fig wide"><figcaption>{_e(art.get("name"))}'
-                    + (" (bar colour: the verdict of that row's measurement)" if ms else "") + "</figcaption>"
-                    + svg.bar_plot(spec["labels"], spec["values"], spec["errors"], reference=spec["reference"],
-                                   reference_label=spec["reference_name"] or "reference", title=title,
-                                   verdicts=[_row_verdict(ms, lab) for lab in spec["labels"]])
-                    + "</figure>"
-                )
-    return out
+        strips = [{"kind": "strips", "rivals": any(s["rivals"] for s in strips), "svg": svg.interval_rows(strips)}]
+    return strips + slopes + bars
 
 
-def _artifact_tables(c: dict) -> list[str]:
-    out = []
-    for art in c.get("artifacts") or []:
-        if art.get("kind") == "table":
-            cols = art.get("columns") or []
-            head = "".join(f"<th>{_e(col)}</th>" for col in cols)
-            body = "".join(
-                "<tr>" + "".join(f'<td class="{"num" if _is_num(v) else ""}">{_e(num(v) if _is_num(v) else v)}</td>'
-                                 for v in row) + "</tr>"
-                for row in art.get("rows") or []
-            )
-            out.append(f'<div class="art"><h4>{_e(art.get("name"))}</h4><table class="mini"><thead><tr>{head}'
-                       f"</tr></thead><tbody>{body}</tbody></table></div>")
-        elif art.get("kind") == "data":
-            text = json.dumps(art.get("data"), indent=1)
-            if len(text) > 4000:
-                text = text[:4000] + "\n… (truncated; the full data is in the JSON report)"
-            out.append(f'<details class="art"><summary>data: {_e(art.get("name"))}</summary><pre>{_e(text)}</pre>'
-                       "</details>")
-    return out
-
-
-def _measurements_table(c: dict) -> str:
-    ms = c.get("measurements") or []
-    if not ms:
-        return ""
-    rows = []
-    for m in ms:
-        v = m.get("verdict", "")
-        rows.append(
-            "<tr>" + f"<td>{_e(m.get('name'))}</td><td>{_e(m.get('kind'))}</td>"
-            f'<td><span class="badge b-{_attr(v)}">{_e(v)}</span></td>'
-            + "".join(f'<td class="num">{_e(num(m.get(k)))}</td>'
-                      for k in ("measured", "predicted", "gap", "tolerance", "margin"))
-            + f'<td class="num">{_e(_ci(m.get("ci")))}</td><td class="num">{_e(m.get("n") or "")}</td></tr>'
-        )
-        for r in m.get("rivals") or []:
-            rv = "ruled out" if r.get("ruled_out") else "not ruled out"
-            rows.append(
-                f'<tr class="rival"><td>&nbsp;&nbsp;rival: {_e(r.get("name"))}</td><td>rival</td>'
-                f'<td><span class="badge b-{"HOLDS" if r.get("ruled_out") else "INCONCLUSIVE"}">{_e(rv)}</span></td>'
-                f'<td></td><td class="num">{_e(num(r.get("predicted")))}</td><td class="num">{_e(num(r.get("gap")))}</td>'
-                f'<td class="num">{_e(num(r.get("tolerance")))}</td><td class="num">{_e(num(r.get("margin")))}</td>'
-                f'<td class="num">{_e(_ci(r.get("gap_ci")))}</td><td></td></tr>')
-        for w in m.get("warnings") or []:
-            rows.append(f'<tr class="warning"><td colspan="10">warning: {_e(w)}</td></tr>')
-    return ('<table class="mini"><thead><tr><th>measurement</th><th>kind</th><th>verdict</th><th>measured</th>'
-            "<th>predicted</th><th>gap</th><th>tolerance</th><th>margin</th><th>CI</th><th>n</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
-
-
-def _history_cell(hist: list[dict], big: bool = False) -> str:
-    if not hist:
-        return ""
+def _history_plots(hist: list[dict], big: bool = False) -> str:
+    """A claim's past runs as SVG: the strip of verdicts (a tooltip per run) and the margin sparkline."""
     tips = [f"{h.get('time') or '?'} · {(h.get('git_commit') or '')[:8]} · {h.get('verdict') or 'not run'}"
             f"{' · margin ' + num(h['margin'], 3) if h.get('margin') is not None else ''}" for h in hist]
-    strip = svg.verdict_strip([h.get("verdict") for h in hist], tips, size=11 if big else 8)
-    spark = svg.sparkline([h.get("margin") for h in hist], [h.get("verdict") for h in hist],
-                          width=280 if big else 84, height=44 if big else 20)
-    caption = ""
-    if big:
-        ms = [h["margin"] for h in hist if _is_num(h.get("margin"))]
-        if ms:
-            caption = (f'<span class="sub">latest margin {_e(num(ms[-1], 3))}; over these runs '
-                       f'{_e(num(min(ms), 3))} … {_e(num(max(ms), 3))}</span>')
-    return f'<div class="hist">{strip}{spark}{caption}</div>'
+    verdicts = [h.get("verdict") for h in hist]
+    return (svg.verdict_strip(verdicts, tips, size=11 if big else 8)
+            + svg.sparkline([h.get("margin") for h in hist], verdicts, width=280 if big else 84,
+                            height=44 if big else 20))
 
 
-def _changed_tag(change) -> str:
-    if change is None:
-        return ""
-    before = change.baseline["verdict"] if change.baseline else "new"
-    return f'<span class="tag changed" title="baseline gate: {_attr(change.transition)}">was {_e(before)}</span>'
-
-
-def _claim_body(c: dict, hist: list[dict] | None, change, ncols: int) -> str:
-    verdict = c.get("verdict", "")
-    m = decisive(c)
-    ms = c.get("measurements") or []
-    text = " ".join(str(c.get(k) or "") for k in ("id", "source", "statement", "message", "nodeid")).lower()
-    expect = c.get("expect")
-    agrees = c.get("agrees_with_source")
-    expect_html = ""
-    if expect:
-        mark = "" if agrees is None else (' · <span class="ok">agrees</span>' if agrees
-                                          else ' · <span class="no">contradicts</span>')
-        expect_html = f'<div class="sub">expects <b>{_e(expect)}</b>{mark}</div>'
-    sub = ""
-    if m is not None and len(ms) > 1:
-        sub = f'<div class="sub">decisive: {_e(m.get("name"))} · {len(ms)} measurements</div>'
-    elif m is not None and m.get("name") not in (None, m.get("kind")):
-        sub = f'<div class="sub">{_e(m.get("name"))}</div>'
-    if verdict in ("ERROR", "SKIPPED") and c.get("message"):
-        msg = c["message"]
-        sub += f'<div class="sub msg">{_e(msg[:120])}{"…" if len(msg) > 120 else ""}</div>'
-    gap_html = ""
-    if m is not None and _is_num(m.get("gap")):
-        if m.get("kind") in ("at_most", "at_least") or not _is_num(m.get("tolerance")):
-            gap_text = f"margin {num(m.get('margin'), 3)}"  # a bound: no tolerance to compare the gap with
-        else:
-            gap_text = f"{num(m.get('gap'), 3)} / {num(m.get('tolerance'), 3)}"
-        gap_html = (svg.gap_bar(m.get("gap"), m.get("tolerance"), m.get("gap_ci"), m.get("verdict"))
-                    + f'<span class="gapnum">{_e(gap_text)}</span>')
-    measured = m.get("measured") if m else None
-    predicted = m.get("predicted") if m else None
-    cells = [
-        f'<td class="id" data-sort="{_attr(c.get("id"))}"><button class="chev" aria-label="details">▸</button>'
-        f'<div class="cid">{_breakable(c.get("id"))}</div>{sub}</td>',
-        f'<td class="src" data-sort="{_attr(c.get("source"))}">{_e(c.get("source"))}{expect_html}</td>',
-        f'<td data-sort="{_RANK.get(verdict, 9)}"><span class="badge b-{_attr(verdict)}">{_e(verdict)}</span>'
-        f"{_changed_tag(change)}</td>",
-        f'<td class="num" data-sort="{_attr(measured if _is_num(measured) else "")}">{_e(num(measured))}</td>',
-        f'<td class="num" data-sort="{_attr(predicted if _is_num(predicted) else "")}">{_e(num(predicted))}</td>',
-        f'<td class="gap" data-sort="{_gap_ratio(m)!r}">{gap_html}</td>',
-        f'<td class="num ci" data-sort="{_attr((m or {}).get("margin") if _is_num((m or {}).get("margin")) else "")}">'
-        f'{_e(_ci((m or {}).get("ci")))}</td>',
-    ]
-    if hist is not None:
-        last = hist[-1].get("margin") if hist else None
-        cells.append(f'<td class="histcell" data-sort="{_attr(last if _is_num(last) else "")}">'
-                     f"{_history_cell(hist)}</td>")
-    detail = _details(c, hist, change)
-    return (
-        f'<tbody class="claim v-{_attr(verdict)}" data-verdict="{_attr(verdict)}" data-id="{_attr(c.get("id"))}" '
-        f'data-text="{_attr(text)}"><tr class="row">{"".join(cells)}</tr>'
-        f'<tr class="detail"><td colspan="{ncols}">{detail}</td></tr></tbody>'
-    )
-
-
-def _details(c: dict, hist: list[dict] | None, change) -> str:
-    parts = []
-    if c.get("statement"):
-        parts.append(f'<p class="statement">{_e(c["statement"])}</p>')
-    if change is not None:
-        parts.append(f'<p class="changebox"><b>Baseline gate: {_e(change.transition)}</b><br>{_e(change.describe())}</p>')
-    if c.get("message"):
-        parts.append(f'<pre class="message">{_e(c["message"])}</pre>')
-    plots = _plots(c)
-    if plots:
-        parts.append('<div class="figs">' + "".join(plots) + "</div>")
-    mt = _measurements_table(c)
-    if mt:
-        parts.append(mt)
-    parts += _artifact_tables(c)
-    if hist:
-        parts.append(f'<div class="histbig"><h4>last {len(hist)} runs (oldest left): verdict, and margin '
-                     f"(dashed: margin 0)</h4>{_history_cell(hist, big=True)}</div>")
+def _facts(c: dict) -> list[tuple[str, str]]:
+    """The facts listed at the foot of a claim's details: test, seed, duration, params, stages."""
     facts = [("test", c.get("nodeid")), ("seed", c.get("seed")),
              ("duration", f"{num(c.get('duration_s'), 3)} s" if c.get("duration_s") is not None else None)]
     if c.get("params"):
         facts.append(("params", ", ".join(f"{k}={v}" for k, v in c["params"].items())))
-    stages = c.get("stages") or []
-    if stages:
+    if c.get("stages"):
         facts.append(("stages", " · ".join(f"{s.get('name')} {num(s.get('duration_s'), 3)} s"
                                             + ("" if s.get("status", "done") == "done" else f" ({s.get('status')})")
-                                            for s in stages)))
-    parts.append('<dl class="facts">' + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts
-                                                if v not in (None, "")) + "</dl>")
-    return "".join(parts)
+                                            for s in c["stages"])))
+    return [(k, v) for k, v in facts if v not in (None, "")]
+
+
+def _claim_view(c: dict, hist: list[dict] | None, change) -> dict:
+    """What ``claim.html.j2`` shows of one claim beyond its dict: the decisive measurement, sort
+    keys, the text the filter searches, and the plots (SVG)."""
+    m = decisive(c)
+    has_gap = m is not None and _is_num(m.get("gap"))
+    return {
+        "claim": c, "m": m, "change": change, "hist": hist, "facts": _facts(c), "figures": _figures(c),
+        "rank": _RANK.get(c.get("verdict", ""), 9),
+        "gap_ratio": _gap_ratio(m),
+        "gap_bar": svg.gap_bar(m.get("gap"), m.get("tolerance"), m.get("gap_ci"), m.get("verdict")) if has_gap else "",
+        "text": " ".join(str(c.get(k) or "") for k in ("id", "source", "statement", "message", "nodeid")).lower(),
+        "history": _history_plots(hist) if hist else "",
+        "history_big": _history_plots(hist, big=True) if hist else "",
+    }
 
 
 # ---------------------------------------------------------------------------- page
-def _run_meta(run: dict) -> str:
+def _run_meta(run: dict) -> list[tuple[str, object]]:
     profile = run.get("profile")
-    pname = profile.get("name") if isinstance(profile, dict) else profile
     commit = run.get("git_commit")
-    bits = [("profile", pname), ("commit", commit[:10] if commit else None), ("seed", run.get("seed")),
+    bits = [("profile", profile.get("name") if isinstance(profile, dict) else profile),
+            ("commit", commit[:10] if commit else None), ("seed", run.get("seed")),
             ("device", run.get("device")), ("time", run.get("time"))]
-    return " ".join(f'<span class="meta"><span class="k">{_e(k)}</span> {_e(v)}</span>'
-                    for k, v in bits if v not in (None, ""))
+    return [(k, v) for k, v in bits if v not in (None, "")]
 
 
 def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
@@ -368,38 +237,6 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
-def _summary(claims: list[dict]) -> str:
-    counts = Counter(c.get("verdict") for c in claims)
-    total = len(claims)
-    cards = []
-    for v in ORDER:
-        n = counts.get(v, 0)
-        cards.append(
-            f'<button class="card c-{v}{" zero" if not n else ""}" data-verdict="{v}" title="show only {v}">'
-            f'<span class="n">{n}</span><span class="lbl">{v}</span><span class="blurb">{_BLURB[v]}</span></button>'
-        )
-    segs = "".join(f'<span class="seg s-{v}" style="flex:{counts[v]}" title="{counts[v]} {v}"></span>'
-                   for v in ORDER if counts.get(v))
-    return (f'<section class="summary"><div class="cards">{"".join(cards)}</div>'
-            f'<div class="stack" aria-label="share of verdicts">{segs}</div>'
-            f'<div class="total">{total} claim{"s" if total != 1 else ""}</div></section>')
-
-
-def _baseline_banner(changes, baseline_path) -> str:
-    if changes is None:
-        return ""
-    where = f" against <code>{_e(baseline_path)}</code>" if baseline_path else ""
-    if not changes:
-        return f'<div class="banner ok">Baseline gate passed{where}: no verdict changed.</div>'
-    items = "".join(
-        f'<li><span class="trans">{_e(ch.transition)}</span> <a href="#open={_attr(ch.claim_id)}" '
-        f'class="cl" data-open="{_attr(ch.claim_id)}">{_e(ch.claim_id)}</a></li>'
-        for ch in changes)
-    n = len(changes)
-    return (f'<div class="banner bad"><b>Baseline gate failed{where}: {n} verdict change{"s" if n != 1 else ""}</b>'
-            f"<ul>{items}</ul></div>")
-
-
 def render(report: dict, *, history: list[dict] | None = None, changes=None, baseline_path: str | None = None,
            history_runs: int = 20, title: str = "NTK claims") -> str:
     """The HTML page for one run (a JSON report dict).
@@ -410,75 +247,50 @@ def render(report: dict, *, history: list[dict] | None = None, changes=None, bas
     run = report.get("run") or {}
     claims = sorted(report.get("claims", []), key=lambda c: (_RANK.get(c.get("verdict"), 9), c.get("id", "")))
     by_change = {ch.claim_id: ch for ch in (changes or [])}
-    head = ["claim", "source", "verdict", "measured", "predicted", "gap / tolerance", "CI"]
-    keys = ["id", "source", "verdict", "measured", "predicted", "gap", "margin"]
-    types = ["text", "text", "num", "num", "num", "num", "num"]
+    columns = list(_COLUMNS)
     if history is not None:
-        head.append(f"history (last {min(len(history), history_runs)} runs)")
-        keys.append("history")
-        types.append("num")
-    ths = "".join(f'<th data-col="{i}" data-key="{k}" data-type="{t}" tabindex="0" title="sort by {k}">{_e(h)}</th>'
-                  for i, (h, k, t) in enumerate(zip(head, keys, types)))
-    bodies = []
-    for c in claims:
-        hist = series(history, c["id"], last=history_runs) if history is not None else None
-        bodies.append(_claim_body(c, hist, by_change.get(c["id"]), len(head)))
-    missing = [ch for ch in (changes or []) if ch.current is None]
-    if missing:
-        for ch in missing:
-            bodies.insert(0,
-                f'<tbody class="claim v-MISSING" data-verdict="MISSING" data-id="{_attr(ch.claim_id)}" '
-                f'data-text="{_attr(ch.claim_id.lower())}"><tr class="row"><td class="id"><div class="cid">'
-                f'{_e(ch.claim_id)}</div><div class="sub msg">in the baseline, not reported by this run</div></td>'
-                f'<td></td><td data-sort="-1"><span class="badge b-MISSING">MISSING</span>{_changed_tag(ch)}</td>'
-                f'<td colspan="{len(head) - 3}"></td></tr><tr class="detail"><td colspan="{len(head)}">'
-                f"<p>{_e(ch.describe())}</p></td></tr></tbody>"
-            )
-    incomplete = "" if report.get("complete", True) else (
-        '<div class="banner warn"><b>Incomplete run:</b> the session was interrupted; claims that did not '
-        "finish are missing or ERROR.</div>")
-    info_rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in _flatten(run))
-    counts = Counter(c.get("verdict") for c in claims)
-    doc_title = f"{title}: " + (", ".join(f"{counts[v]} {v}" for v in ORDER if counts.get(v)) or "no claims")
-    chips = "".join(f'<button class="chip c-{v}" data-verdict="{v}" aria-pressed="false">{v}</button>' for v in ORDER)
-    table = (f'<table id="claims"><thead><tr>{ths}</tr></thead>{"".join(bodies)}</table>' if bodies
-             else '<p class="empty">No claims in this run.</p>')
-    return f"""<!doctype html>
-<html lang="en" class="nojs">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(doc_title)}</title>
-<style>{_asset("report.css")}</style>
-</head>
-<body>
-<header>
-<h1>{_e(title)} <span class="by">pytest-ntk report</span></h1>
-<div class="runmeta">{_run_meta(run)}</div>
-</header>
-{_summary(claims)}
-{incomplete}
-{_baseline_banner(changes, baseline_path)}
-<section class="controls">
-<input id="q" type="search" placeholder="Filter by claim id, source, statement or message…" aria-label="filter claims">
-<span class="chips">{chips}</span>
-<button id="expand" type="button">Expand all</button>
-<span id="shown" aria-live="polite"></span>
-</section>
-{table}
-<details class="runinfo"><summary>Run info</summary><table class="mini">{info_rows}</table></details>
-<footer>Generated by pytest-ntk. Click a column header to sort, a claim to see its measurements and plots.
-The view is kept in the address (<code>#q=…&amp;verdict=FAILS,ERROR&amp;sort=-gap&amp;open=all</code>).</footer>
-<script>{_asset("report.js")}</script>
-</body>
-</html>
-"""
+        columns.append((f"history (last {min(len(history), history_runs)} runs)", "history", "num"))
+    rows = [_claim_view(c, series(history, c["id"], last=history_runs) if history is not None else None,
+                        by_change.get(c["id"])) for c in claims]
+    return _environment().get_template("report.html.j2").render(
+        title=title, run_meta=_run_meta(run), run_info=_flatten(run), complete=report.get("complete", True),
+        verdicts=ORDER, blurbs=_BLURB, counts=Counter(c.get("verdict") for c in claims), total=len(claims),
+        changes=changes, baseline_path=baseline_path, missing=[ch for ch in changes or [] if ch.current is None],
+        columns=columns, rows=rows, css=_asset("report.css"), js=_asset("report.js"))
 
 
 def write(path, report: dict, **kwargs) -> Path:
     """Write the page to ``path`` atomically; keyword arguments as :func:`render`."""
     atomic_write_text(path, render(report, **kwargs))
     return Path(path)
+
+
+@functools.cache
+def _environment():
+    """The templates of ``pytest_ntk/report/templates`` (package data), autoescaped, built once.
+
+    Filters: ``num`` (:func:`.fmt.num`), ``ci`` (``[lo, hi]``), ``data_text`` (a data artifact as
+    JSON), ``breakable`` (escaped text that may wrap after ``[ , . =``: long parametrized claim ids);
+    test: ``numeric`` (an int or float, not a bool). A value is written '' for None, and a key missing
+    from a report's dict reads as None in the filters, as ``dict.get`` would.
+    """
+    import jinja2
+    from markupsafe import Markup, escape
+
+    def given(x):
+        return None if isinstance(x, jinja2.Undefined) else x
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("pytest_ntk.report", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             finalize=lambda x: "" if x is None else x)
+    env.filters.update(
+        num=lambda x, digits=4: num(given(x), digits),
+        ci=lambda ci: _ci(given(ci)),
+        data_text=lambda data: _data_text(given(data)),
+        breakable=lambda x: Markup(re.sub(r"([\[,.=])", r"\1<wbr>", str(escape("" if given(x) is None else x)))),
+    )
+    env.tests["numeric"] = _is_num
+    return env
 
 
 def _asset(name: str) -> str:
