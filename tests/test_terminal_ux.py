@@ -130,6 +130,7 @@ def test_parts_of_a_long_stage_show_the_count_and_an_estimate_of_what_is_left(py
     assert re.search(r"parts\.one: train: chunks 1/3, ~\d+s left \(elapsed \d+s\)", text), text
     assert re.search(r"parts\.one: train: chunks 2/3, ~\d+s left \(elapsed \d+s\)", text), text
     assert re.search(r"parts\.one: train: chunks 3/3 \(elapsed \d+s\)", text), text
+    assert "lookup 1/1" not in text
     # -v: every part is a line of pytest's output
     result = pytester.runpytest(*INNER, "-v")
     result.stdout.fnmatch_lines(["*parts.one: train: chunks 1/3*", "*parts.one: train: chunks 3/3*"])

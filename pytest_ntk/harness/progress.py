@@ -23,8 +23,9 @@ so with :func:`advance` (claim suites: :meth:`pytest_ntk.harness.suite.SuiteRun.
 left, ``elapsed * (total - done) / done`` with ``elapsed`` measured from the start of that
 computation (the stage's start, or the previous report of another computation in the same stage;
 parts of equal cost assumed: the estimate is a guide, not a promise). On a terminal the live line carries it; elsewhere
-each call in a stage that has run ``PLAIN_AFTER_S`` writes one plain line (with ``-v``: every
-call), so a long run logs a line per part with its elapsed time and the estimate.
+each call (of a computation with more than one part) in a stage that has run ``PLAIN_AFTER_S``
+writes one plain line (with ``-v``: every such call), so a long run logs a line per part with its
+elapsed time and the estimate.
 """
 
 from __future__ import annotations
@@ -137,7 +138,9 @@ class Progress:
             if self.tty and not self.verbose:
                 self._draw()
                 return
-        if self.verbose or (self._out is not None and elapsed >= PLAIN_AFTER_S):  # quiet for short stages
+        # a line only for a computation of several parts (a lone "1/1" says nothing the stage's own
+        # lines do not), and outside -v only once the stage is long
+        if total > 1 and (self.verbose or (self._out is not None and elapsed >= PLAIN_AFTER_S)):
             self._line(f"{label}: {note} (elapsed {_fmt(elapsed)})")
 
     def _line(self, text: str) -> None:
