@@ -68,3 +68,58 @@ def test_fully_connected_ntk_depth3_n1000(benchmark, trials, activation):
         analytic.nngp_and_ntk, args=(model, trials[0]), rounds=5, warmup_rounds=1
     )
     assert ntk.shape == (N, N)
+
+
+# --------------------------------------------------------------- convolutional kernels (CNTK)
+CONV_N, CONV_HWC = 32, (8, 8, 3)
+
+
+def _conv_net():
+    from pytest_ntk.science.conv import ConvNet
+
+    return ConvNet(3, 64, 3, 1, "SAME", "relu", 1.5, 0.1, "global_avg")
+
+
+def _nt_conv_kernel_fn(net):
+    """neural-tangents' jitted ``kernel_fn`` of the same network (``stax``, float64 inside x64)."""
+    import jax
+
+    from pytest_ntk.science import oracle
+
+    stax = oracle.load().stax
+    layers = []
+    for _ in range(net.depth):
+        layers += [stax.Conv(net.channels, net.kernel_size, net.stride, net.padding,
+                             W_std=net.W_std, b_std=net.b_std), stax.Relu()]
+    layers += [stax.GlobalAvgPool(), stax.Dense(1, W_std=net.W_std, b_std=net.b_std)]
+    return jax.jit(stax.serial(*layers)[2], static_argnames="get")
+
+
+@pytest.mark.parametrize("implementation", ["closed_form", "neural_tangents"])
+def test_conv_ntk_depth3_global_pool_n32(benchmark, implementation):
+    """Side by side: ConvNet's float64 numpy CNTK and neural-tangents' jitted stax kernel_fn.
+
+    Same network (3 convolutions 3x3 SAME, relu, global average pooling, dense readout), same
+    32 images of 8x8x3, both float64: the full (n, n, 8, 8, 8, 8) spatial covariance either way.
+    The compilation of the jitted kernel_fn is a warm-up round, outside the timing.
+    """
+    from pytest_ntk.science import oracle
+    from pytest_ntk.science.numerics import x64
+
+    benchmark.group = "conv: NTK, depth 3, global pool, n=32 of 8x8x3"
+    net = _conv_net()
+    x = np.random.default_rng(0).normal(size=(CONV_N,) + CONV_HWC)
+    benchmark.extra_info.update({"n": CONV_N, "image": list(CONV_HWC), "net": net.describe()})
+    if implementation == "closed_form":
+        run = net.ntk
+    else:
+        if not oracle.available():
+            pytest.skip(oracle.reason())
+        kernel_fn = _nt_conv_kernel_fn(net)
+
+        def run(x):
+            with x64():
+                return np.asarray(kernel_fn(x, None, get="ntk"), np.float64)
+
+    out = benchmark.pedantic(run, args=(x,), rounds=3, warmup_rounds=1)
+    assert out.shape == (CONV_N, CONV_N)

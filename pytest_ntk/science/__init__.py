@@ -1,7 +1,8 @@
 """The science layer: networks, kernels, training, predictions, data and the cache. No pytest here.
 
 - :mod:`.nets`: :class:`~.nets.FullyConnected`, one description for the finite network and its
-  infinite-width NNGP and NTK;
+  infinite-width NNGP and NTK; :mod:`.conv`: :class:`~.conv.ConvNet`, the same for convolutional
+  networks (CNN-GP and CNTK);
 - :mod:`.kernels`: closed-form float64 kernels (:mod:`.kernels.analytic`) and the kernels of
   Liu et al. 2025 (:mod:`.kernels.liu2025`);
 - :mod:`.empirical`: finite-width kernels (the structured fully-connected path, the generic path for
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["activations", "cache", "data", "empirical", "errors", "kernels", "models", "nets", "numerics",
+__all__ = ["activations", "cache", "conv", "data", "empirical", "errors", "kernels", "models", "nets", "numerics",
            "oracle", "predict", "sgd_fast", "train"]
 
 _SUBMODULES = frozenset(__all__)

@@ -2,6 +2,8 @@
 
 - :mod:`pytest_ntk.science.kernels.analytic`: the NNGP kernel and the NTK of a
   :class:`pytest_ntk.science.nets.FullyConnected` network (closed-form recursions; tanh by quadrature).
+- :mod:`pytest_ntk.science.kernels.conv`: the CNN-GP kernel and CNTK of a
+  :class:`pytest_ntk.science.conv.ConvNet` (full spatial covariance, in blocks of input pairs).
 - :mod:`pytest_ntk.science.kernels.liu2025`: the nine kernels of Liu, Tai, Crandall and Huang (2025),
   as their published code computes them and with the angle normalisation corrected.
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["analytic", "liu2025"]
+__all__ = ["analytic", "conv", "liu2025"]
 
 _SUBMODULES = frozenset(__all__)
 
