@@ -42,6 +42,13 @@ contraction (per-example Jacobians by ``vmap(jacrev)``, contracted leaf by leaf)
 products (the per-example gradients of the ``x2`` rows pushed through ``jvp`` on the ``x1`` rows,
 so ``x1``'s Jacobian is never held), in blocks so that memory stays bounded.
 
+**Structured path for any JAX model** (:func:`structured_ntk`, in :mod:`.structured`; also
+``empirical_ntk(..., method="structured")``): the same per-layer factorisation, found in the model's
+traced program instead of a network class -- Gram products for each parameter used once as an operand
+of a matrix product, per-example kernel gradients from patches for convolutions, biases folded into
+their product, the exact Jacobian for whatever is not recognised. :func:`structured_plan` says which
+leaf went which way.
+
 **Output axes.** With ``K = out_dim > 1`` outputs, ``outputs="mean"`` (the default) returns
 :math:`\frac1K\sum_a \Theta_{aa}(x, x')`, shape ``(n1, n2)``: the average of the per-output
 diagonal blocks. At infinite width :math:`\Theta_{ab} = \delta_{ab}\,\Theta^\infty`, so this is the
@@ -66,6 +73,7 @@ from ._common import FC_BATCH_SIZE, GENERIC_BATCH_SIZE, MEMORY_BUDGET, METHODS, 
 from .fc import fc_empirical_nngp, fc_empirical_ntk, fc_ntk_flops
 from .generic import empirical_ntk
 from .montecarlo import MonteCarloKernels, monte_carlo_kernels
+from .structured import STRUCTURED_BATCH_SIZE, LeafPlan, StructuredPlan, structured_ntk, structured_plan
 
 __all__ = [
     "FC_BATCH_SIZE",
@@ -74,10 +82,15 @@ __all__ = [
     "METHODS",
     "MIN_JACOBIAN_ROWS",
     "OUTPUTS",
+    "STRUCTURED_BATCH_SIZE",
+    "LeafPlan",
     "MonteCarloKernels",
+    "StructuredPlan",
     "empirical_ntk",
     "fc_empirical_nngp",
     "fc_empirical_ntk",
     "fc_ntk_flops",
     "monte_carlo_kernels",
+    "structured_ntk",
+    "structured_plan",
 ]

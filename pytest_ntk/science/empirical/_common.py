@@ -16,7 +16,7 @@ from ..errors import NumericalError
 from ..numerics import x64
 
 OUTPUTS = ("mean", "full")
-METHODS = ("auto", "jacobian", "ntvp")
+METHODS = ("auto", "jacobian", "ntvp", "structured")
 
 #: Rows per block of the structured path. Inputs with at most this many rows (both x1 and x2) are
 #: done in one fused, jit-compiled call; larger ones in blocks (see :func:`fc_empirical_ntk`).

@@ -27,6 +27,7 @@ from ._common import (
     _resolve_dtype,
     _symmetrize,
 )
+from .structured import structured_ntk
 
 __all__ = ["empirical_ntk"]
 
@@ -145,6 +146,9 @@ def empirical_ntk(
       the budget, use ``"jacobian"`` with blocks of ``min(batch_size, r)`` rows when that is at least
       ``min(batch_size, 16)``; otherwise ``"ntvp"`` (``x2`` chunks of
       ``max(1, memory_budget // (K P itemsize))`` rows, ``x1`` blocks of ``batch_size``).
+    * ``"structured"``: :func:`~pytest_ntk.science.empirical.structured_ntk` -- Gram products of layer
+      inputs and back-propagated signals for the products found in the traced program, the exact
+      Jacobian for the rest (``batch_size`` is its most rows per block).
 
     ``dtype``, ``outputs`` and the float64 result as in :func:`fc_empirical_ntk`.
     """
@@ -152,6 +156,10 @@ def empirical_ntk(
         raise ValueError(f"apply_fn must be callable, got {apply_fn!r}")  # noqa: TRY004 (house rule)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "structured":
+        return structured_ntk(
+            apply_fn, params, x1, x2, dtype=dtype, batch_size=batch_size, outputs=outputs, memory_budget=memory_budget
+        )
     batch_size = _check_batch_size(batch_size)
     memory_budget = _check_batch_size(memory_budget, "memory_budget")
     outputs = _check_outputs(outputs)
