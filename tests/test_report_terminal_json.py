@@ -345,3 +345,16 @@ def test_xdist_gives_the_serial_verdicts_and_one_report(pytester, monkeypatch):
     assert writers == {"controller"}, writers
     # the controller prints the table with every claim
     result.stdout.fnmatch_lines(["*NTK claims: 3 HOLDS, 1 FAILS, 1 INCONCLUSIVE, 5 ERROR*"])
+
+
+def test_verbose_rows_keep_the_deciding_measurement_on_the_claims_row():
+    """With -v every measurement gets a row; the claim's row must show the numbers that decided its
+    verdict, not those of its first measurement (a HOLDS number next to an INCONCLUSIVE verdict)."""
+    held = {"name": "first", "kind": "close", "verdict": "HOLDS", "measured": 1.0, "predicted": 1.0}
+    open_ = {"name": "second", "kind": "close", "verdict": "INCONCLUSIVE", "measured": 2.5, "predicted": 2.0}
+    claim = {"id": "x.two", "verdict": "INCONCLUSIVE", "measurements": [held, open_]}
+    for verbose in (False, True):
+        first_row = terminal.rows([claim], all_measurements=verbose)[0]
+        assert first_row[0] == "x.two (second)" and first_row[1] == "INCONCLUSIVE" and first_row[2] == "2.5"
+    rows = terminal.rows([claim], all_measurements=True)
+    assert len(rows) == 2 and rows[1][0].strip() == "first" and rows[1][1] == "HOLDS"

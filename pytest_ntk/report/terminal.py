@@ -24,12 +24,16 @@ def _source_says(c: dict) -> str:
 
 
 def rows(claims: Iterable[dict], all_measurements: bool = False) -> list[tuple[str, ...]]:
-    """One row per claim (its decisive measurement), or per measurement with ``all_measurements``."""
+    """One row per claim (its decisive measurement), or also one per other measurement with
+    ``all_measurements`` (the decisive one stays on the claim's row)."""
     out = []
     for c in claims:
         ms = c.get("measurements") or []
-        if not all_measurements and ms:
-            ms = [decisive(ms)]
+        if ms:
+            # the claim's row carries the measurement that decided its verdict; with
+            # all_measurements the others follow, each with its own verdict
+            first = decisive(ms)
+            ms = [first] + ([m for m in ms if m is not first] if all_measurements else [])
         if not ms:
             out.append((c["id"], c["verdict"], "", "", "", "", "", "", "", _source_says(c)))
             continue
