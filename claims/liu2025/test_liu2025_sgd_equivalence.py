@@ -42,6 +42,10 @@ theorem from that rival, and the table says so). The network's own gap to each r
 fitted and extrapolated like its gap to ``p`` and shown too.
 The paper says equivalence does not hold well, so ``expect="fails"``.
 
+The wider widths train only the first ``trend_trials`` trials; the fit uses every network (all
+trials at the profile's width pin the fit there), and a second table shows the gaps of the same
+trials at every width, paired, so that a trend is not a difference between trials.
+
 What the RMSE columns show (attached, not judged): the network's test RMSE against that of the
 theorem's prediction ``p``, of the f0-free prediction ``p_c``, and of kernel regression with the
 same NTK on all 670 points (``t`` = infinity: the paper's comparison, with the right kernel).
@@ -92,6 +96,11 @@ def test_sgd_equivalence(claim, liu2025, depth):
                 [[w, len(row["gap"]), float(np.mean(row["gap"])), float(np.mean(row["rmse_nn"])),
                   float(np.mean(row["rmse_flow"])), float(np.mean(row["rmse_flow_f0_free"])),
                   float(np.mean(row["rmse_regression"]))] for w, row in zip(widths, rows)])
+    # the wider widths train only the first few trials: the same trials at every width, paired
+    common = min(len(row["gap"]) for row in rows)
+    claim.table(f"the same {common} trials at every width (paired): gap per trial",
+                ["trial", *[f"width {w}" for w in widths]],
+                [[i, *[float(row["gap"][i]) for row in rows]] for i in range(common)])
     claim.attach("per trial", {str(w): {k: ({n: g.tolist() for n, g in v.items()} if isinstance(v, dict) else v.tolist())
                                         for k, v in row.items()} for w, row in zip(widths, rows)})
     rival_fits, distance = {}, {}
