@@ -162,5 +162,6 @@ def test_import_does_not_load_jax_scipy_or_numpy():
     loaded = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
     # jinja2 (and its markupsafe) render the HTML report: imported when a page is written, not before
     heavy = sorted(m for m in loaded
-                   if m.split(".")[0] in ("jax", "jaxlib", "scipy", "numpy", "filelock", "jinja2", "markupsafe"))
+                   if m.split(".")[0] in ("jax", "jaxlib", "scipy", "numpy", "filelock", "jinja2", "markupsafe",
+                                          "flax", "equinox"))
     assert heavy == [], f"importing the plugin loads {heavy[:8]}: pytest's start-up would pay for them"

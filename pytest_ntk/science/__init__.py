@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["activations", "cache", "conv", "data", "empirical", "errors", "kernels", "models", "nets", "numerics",
+__all__ = ["activations", "adapters", "cache", "conv", "data", "empirical", "errors", "kernels", "models", "nets", "numerics",
            "oracle", "predict", "sgd_fast", "train"]
 
 _SUBMODULES = frozenset(__all__)

@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import sgd_fast
+from .adapters import as_model
 from .errors import NumericalError, TrainingDiverged
 from .numerics import x64
 
@@ -440,6 +441,7 @@ def _resolve_params(model, params, seeds, d, dtype):
 
 def _train(model, x, y, *, seeds, steps, epochs, lr, lr_fraction, batch_size, momentum, record_every,
            dtype, params, modes, x_eval, per_member=False, method="auto"):
+    model = as_model(model, strict=False)  # Flax, Equinox, stax: wrapped (pytest_ntk.science.adapters)
     seeds = _seeds(seeds)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -650,7 +652,8 @@ def train(
     """Train one member per seed on the MSE loss ``1/(2B) sum_batch ||f - y||^2``; one compiled program.
 
     ``model``: anything with ``init(key, in_dim, dtype)`` and ``apply(params, x)``, hashable (e.g.
-    :class:`~pytest_ntk.science.nets.FullyConnected`). ``x`` (n, d); ``y`` the shape of ``model.apply(params,
+    :class:`~pytest_ntk.science.nets.FullyConnected`); a Flax, Equinox or stax model is wrapped by
+    :func:`~pytest_ntk.science.adapters.as_model`. ``x`` (n, d); ``y`` the shape of ``model.apply(params,
     x)``, i.e. (n,) for one output.
 
     ``steps`` or ``epochs`` (exactly one): full batch (``batch_size`` None or >= n) has one step per

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..adapters import as_apply
 from ._common import (
     GENERIC_BATCH_SIZE,
     MEMORY_BUDGET,
@@ -151,7 +152,12 @@ def empirical_ntk(
       Jacobian for the rest (``batch_size`` is its most rows per block).
 
     ``dtype``, ``outputs`` and the float64 result as in :func:`fc_empirical_ntk`.
+
+    A Flax (nnx, linen), Equinox or stax model (or an :class:`~pytest_ntk.science.adapters.Adapter`)
+    may stand in ``apply_fn``'s place; ``params=None`` then means its own weights
+    (:func:`~pytest_ntk.science.adapters.as_apply`).
     """
+    apply_fn, params = as_apply(apply_fn, params)
     if not callable(apply_fn):
         raise ValueError(f"apply_fn must be callable, got {apply_fn!r}")  # noqa: TRY004 (house rule)
     if method not in METHODS:

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..adapters import Adapter, as_model
 from ._common import MEMORY_BUDGET, _as_inputs, _check_batch_size, _check_outputs, _finite, _precision, _resolve_dtype
 from .fc import _fc_features, _fc_nngp_from_hidden, _fc_ntk_from_features, check_fc_model
 
@@ -112,7 +113,17 @@ def monte_carlo_kernels(
         dtype: ``float32`` (default) or ``float64`` for the per-seed computation.
         outputs: as in :func:`fc_empirical_ntk` (applies to the NTK).
         keep_samples: also return the per-seed stacks.
+
+    A Flax (nnx, linen), Equinox or stax model (or an :class:`~pytest_ntk.science.adapters.Adapter`
+    that draws fresh weights) takes the generic path, :func:`~.montecarlo_generic.generic_monte_carlo_kernels`.
     """
+    model = as_model(model, strict=False)
+    if isinstance(model, Adapter):
+        # montecarlo_generic imports this module, so it is imported here, not at the top
+        from .montecarlo_generic import generic_monte_carlo_kernels
+
+        return generic_monte_carlo_kernels(model, key, x1, x2, n_samples=n_samples, in_dim=in_dim, batch=batch,
+                                           dtype=dtype, outputs=outputs, keep_samples=keep_samples)
     check_fc_model(model)
     n_samples = _check_batch_size(n_samples, "n_samples")
     x1 = _as_inputs(x1, "x1")
