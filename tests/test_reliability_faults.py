@@ -283,7 +283,7 @@ def test_sigint_writes_the_finished_claims_marked_incomplete(pytester):
     _wait_for(first_claim_reported, proc, 60, "the first claim's verdict in the JSON report")
     _wait_for((pytester.path / "slow.started").exists, proc, 30, "the slow claim to start")
     proc.send_signal(signal.SIGINT)
-    out = finish(proc, timeout=30)
+    out = finish(proc, timeout=120)  # a liveness guard: under load the reports take a while
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     data = json.loads(report.read_text())
     assert data["complete"] is False

@@ -317,6 +317,8 @@ confidence_arg = st.one_of(
          rtol=(0.05, 0.05, None), atol=(None, 0.0, None), confidence=(None, None))
 @example(values=Hostile([1e308, -1e308, 1e308], (1e308, -1e308, 1e308), (3,)), predicted=_scalar(0.0),
          rtol=(None, 0.0, None), atol=(1e308, 1e308, None), confidence=(None, None))
+@example(values=Hostile([[1.0]], (1.0,), (1, 1)), predicted=_scalar(1.0),
+         rtol=(None, 0.0, None), atol=(0.0, 0.0, None), confidence=(None, None))
 @example(values=Hostile([2.0, 2.0], (2.0, 2.0), (2,)), predicted=_scalar(2.0),
          rtol=(None, 0.0, None), atol=(0.0, 0.0, None), confidence=(None, None))
 def test_samples_never_hold_wrongly(values, predicted, rtol, atol, confidence):
@@ -331,6 +333,9 @@ def test_samples_never_hold_wrongly(values, predicted, rtol, atol, confidence):
             if h.valid:
                 bad += [nonfinite_token(h.reals), str(len(h.reals))]
         assert verdict is Verdict.ERROR and names_one_of(message, bad), (bad, message)
+        return
+    if values.shape is not None and len(values.shape) > 1:  # samples() takes one value per seed (1-D)
+        assert verdict is Verdict.ERROR and "one value per independent seed" in message, message
         return
     v, p = values.reals, predicted.reals
     if len(p) not in (1, len(v)):
