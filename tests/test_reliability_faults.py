@@ -51,7 +51,14 @@ def pytest_subprocess(pytester, *args: str) -> subprocess.Popen:
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark",
          *args],
         cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # a suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and Python then
+        # never installs its KeyboardInterrupt handler: give the child the default disposition
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 60) -> str:
