@@ -144,25 +144,41 @@ def monte_carlo_kernels(
         batch = min(_check_batch_size(batch, "batch"), n_samples)
 
     keys = jax.random.split(key, n_samples)
-    stats = {"nngp": None, "ntk": None}  # (count, mean, M2)
-    stacks: dict[str, list] = {"nngp": [], "ntk": []}
     with _precision(dtype):
         j1 = jnp.asarray(x1, dtype)
         j2 = None if x2 is None else jnp.asarray(x2, dtype)
-        for start in range(0, n_samples, batch):
-            chunk = keys[start : start + batch]
-            if chunk.shape[0] < batch:  # pad to one shape (one compilation); padded seeds dropped
-                chunk = jnp.concatenate([chunk, jnp.broadcast_to(chunk[:1], (batch - chunk.shape[0],) + chunk.shape[1:])])
-            count = min(batch, n_samples - start)
-            nngp, ntk = _mc_chunk(model, int(in_dim), dtype.name, outputs, chunk, j1, j2)
-            for name, values in (("nngp", nngp), ("ntk", ntk)):
-                values = np.asarray(values, np.float64)[:count]
-                if x2 is None:  # per seed, as fc_empirical_ntk / fc_empirical_nngp return it
-                    values = 0.5 * (values + np.transpose(values, (0, 2, 1, 4, 3)[: values.ndim]))
-                _finite(values, f"monte_carlo_kernels ({name}) of {model.describe()}")
-                if keep_samples:
-                    stacks[name].append(values)
-                stats[name] = _merge(stats[name], values)
+        return _seed_statistics(
+            lambda chunk: _mc_chunk(model, int(in_dim), dtype.name, outputs, chunk, j1, j2),
+            keys, batch, symmetric=x2 is None, what=model.describe(), keep_samples=keep_samples,
+        )
+
+
+def _seed_statistics(chunk_fn, keys, batch: int, *, symmetric: bool, what: str, keep_samples: bool) -> MonteCarloKernels:
+    """The :class:`MonteCarloKernels` of the per-seed kernels ``chunk_fn`` returns, ``batch`` seeds at a time.
+
+    ``chunk_fn(chunk)`` maps ``batch`` keys to the stacks ``(nngp, ntk)``, each ``(batch, n1, n2[, K, K])``;
+    the last chunk is padded to ``batch`` keys (one shape, one compilation) and its padded seeds
+    dropped. Each seed's kernels are taken in float64, symmetrised when ``symmetric`` (``x2=None``,
+    as the single-seed kernels return them), checked finite (``what`` names the model in the error)
+    and merged into running means and ``M2`` (:func:`_merge`); the standard deviations use ``ddof=1``.
+    Shared by the fully-connected and the generic (:mod:`.montecarlo_generic`) paths.
+    """
+    n_samples = keys.shape[0]
+    stats = {"nngp": None, "ntk": None}  # (count, mean, M2)
+    stacks: dict[str, list] = {"nngp": [], "ntk": []}
+    for start in range(0, n_samples, batch):
+        chunk = keys[start : start + batch]
+        if chunk.shape[0] < batch:  # pad to one shape (one compilation); padded seeds dropped
+            chunk = jnp.concatenate([chunk, jnp.broadcast_to(chunk[:1], (batch - chunk.shape[0],) + chunk.shape[1:])])
+        count = min(batch, n_samples - start)
+        for name, values in zip(("nngp", "ntk"), chunk_fn(chunk)):
+            values = np.asarray(values, np.float64)[:count]
+            if symmetric:
+                values = 0.5 * (values + np.transpose(values, (0, 2, 1, 4, 3)[: values.ndim]))
+            _finite(values, f"monte_carlo_kernels ({name}) of {what}")
+            if keep_samples:
+                stacks[name].append(values)
+            stats[name] = _merge(stats[name], values)
     (_, nngp_mean, nngp_m2), (_, ntk_mean, ntk_m2) = stats["nngp"], stats["ntk"]
     ddof = max(n_samples - 1, 1)
     return MonteCarloKernels(

@@ -31,12 +31,11 @@ from ._common import (
     MEMORY_BUDGET,
     _check_batch_size,
     _check_outputs,
-    _finite,
     _precision,
     _resolve_dtype,
 )
 from .generic import _contract_leaves, _per_example_jacobian
-from .montecarlo import MonteCarloKernels, _merge
+from .montecarlo import MonteCarloKernels, _seed_statistics
 
 __all__ = ["generic_monte_carlo_kernels"]
 
@@ -109,8 +108,6 @@ def generic_monte_carlo_kernels(
     n2 = n1 if x2 is None else x2.shape[0]
 
     keys = jax.random.split(key, n_samples)
-    stats = {"nngp": None, "ntk": None}
-    stacks: dict[str, list] = {"nngp": [], "ntk": []}
     with _precision(dtype):
         j1 = jnp.asarray(x1, dtype)
         j2 = None if x2 is None else jnp.asarray(x2, dtype)
@@ -125,29 +122,7 @@ def generic_monte_carlo_kernels(
             batch = max(1, min(n_samples, MEMORY_BUDGET // max(1, per_seed)))
         else:
             batch = min(_check_batch_size(batch, "batch"), n_samples)
-        for start in range(0, n_samples, batch):
-            chunk = keys[start : start + batch]
-            if chunk.shape[0] < batch:  # one shape, one compilation; padded seeds dropped
-                pad = jnp.broadcast_to(chunk[:1], (batch - chunk.shape[0],) + chunk.shape[1:])
-                chunk = jnp.concatenate([chunk, pad])
-            count = min(batch, n_samples - start)
-            nngp, ntk = _chunk(model, in_dim, dtype.name, outputs, K, chunk, j1, j2)
-            for name, values in (("nngp", nngp), ("ntk", ntk)):
-                values = np.asarray(values, np.float64)[:count]
-                if x2 is None:
-                    values = 0.5 * (values + np.transpose(values, (0, 2, 1, 4, 3)[: values.ndim]))
-                _finite(values, f"monte_carlo_kernels ({name}) of {model!r}")
-                if keep_samples:
-                    stacks[name].append(values)
-                stats[name] = _merge(stats[name], values)
-    (_, nngp_mean, nngp_m2), (_, ntk_mean, ntk_m2) = stats["nngp"], stats["ntk"]
-    ddof = max(n_samples - 1, 1)
-    return MonteCarloKernels(
-        nngp=nngp_mean,
-        ntk=ntk_mean,
-        nngp_std=np.sqrt(nngp_m2 / ddof),
-        ntk_std=np.sqrt(ntk_m2 / ddof),
-        n_samples=n_samples,
-        nngp_samples=np.concatenate(stacks["nngp"]) if keep_samples else None,
-        ntk_samples=np.concatenate(stacks["ntk"]) if keep_samples else None,
-    )
+        return _seed_statistics(
+            lambda chunk: _chunk(model, in_dim, dtype.name, outputs, K, chunk, j1, j2),
+            keys, batch, symmetric=x2 is None, what=repr(model), keep_samples=keep_samples,
+        )
