@@ -13,12 +13,29 @@ not present in the FCN case." ("[...]" elides the sentences on CIFAR-10 results 
 method.) A CNN "without weight sharing" is a locally connected network (LCN): the same filters' shape,
 padding and strides, but an independent filter and bias at every output position.
 
-Conditions as tested: the GP is the network's output distribution at initialization (the prior of the
-Bayesian treatment), in the limit of many channels in every layer; i.i.d. Gaussian weights and biases
-(NTK parameterization here, which gives the same function at initialization as the standard one);
-"without pooling" is the flatten readout (the paper's vectorization: a dense layer on all positions and
-channels); ReLU, 3x3 filters, ``SAME`` padding, two convolutions. Why it holds (the paper's Section 3,
-and ``pytest_ntk.science.kernels.conv``): a dense readout on all positions sees only each position's
+Not quoted (paraphrased where used, marked as such): the paper's derivation and its conditions. Every
+stored copy of the paper (the SPIQA raw-TeX and extracted-paragraph copies of arXiv v4, deepai,
+groundai, docslib) is held only from its opening -- abstract and the first paragraphs of the
+introduction -- and a search for the derivation itself (the channel limit, the readouts, the LCN
+comparison) found no later passage. So the stored text does not say in which order the channel counts
+go to infinity (one layer after another, or all together), in which parameterization, under which
+conditions on the nonlinearity, nor which readout "without pooling" means; "the infinite channel
+limit" is all it says of the limit.
+
+Conditions as tested, against the abstract: "in the absence of pooling layers" -- yes, the flatten
+readout (a dense layer on all positions and channels; the paper's "vectorization" as we recall it,
+not checked against a stored copy); "CNNs with and without weight sharing" -- yes, CNNs and LCNs of
+the same shape, ReLU, 3x3 filters, ``SAME`` padding, two convolutions (three in the paper profile);
+"the Bayesian treatment" -- the
+GP is the network's output distribution at initialization, the prior of that treatment, measured here
+directly (no posterior is computed); i.i.d. Gaussian weights and biases (NTK parameterization here,
+which gives the same function at initialization as the standard one); "the infinite channel limit" --
+not reached: every layer has the same finite channel count (128 quick, 256 paper), so both families
+are compared with the limit kernel at one finite width, and finite-width corrections, of which the
+abstract says nothing, enter the comparison (the tolerance allows for them: see the claim's
+docstring). Why it holds (this suite's
+derivation, ``pytest_ntk.science.kernels.conv``; the paper's own argument, in its Section 3 as we
+recall it, is beyond the stored copies): a dense readout on all positions sees only each position's
 covariance with itself, and the diagonal of a layer's spatial covariance follows from the diagonal of
 the layer below whether or not the filters are shared; global average pooling instead averages the
 covariances of *all* pairs of positions, and only weight sharing makes two positions' pre-activations
