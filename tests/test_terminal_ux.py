@@ -66,6 +66,21 @@ def test_long_names_are_cut_with_an_ellipsis(pytester):
     assert "…" in row and len(row.split("  ")[0]) <= 72
 
 
+def _run_with_stdout_to_file(pytester):
+    """Run the inner pytest with file descriptor 1 sent to a file (the ticker writes to the real
+    stdout, so not a terminal here); return the run's result and the file's text."""
+    out_file = pytester.path / "out.txt"
+    with open(out_file, "w") as fh:
+        saved = os.dup(1)
+        os.dup2(fh.fileno(), 1)
+        try:
+            result = pytester.runpytest(*INNER)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+    return result, out_file.read_text()
+
+
 def test_long_stages_print_plain_lines_when_output_is_not_a_terminal(pytester, monkeypatch):
     from pytest_ntk.harness import progress
 
@@ -81,16 +96,7 @@ def test_long_stages_print_plain_lines_when_output_is_not_a_terminal(pytester, m
                 time.sleep(1.0)
             claim.close(1.0, 1.0)
     """)
-    out_file = pytester.path / "out.txt"
-    with open(out_file, "w") as fh:  # the ticker writes to the real stdout, a file here
-        saved = os.dup(1)
-        os.dup2(fh.fileno(), 1)
-        try:
-            result = pytester.runpytest(*INNER)
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-    text = out_file.read_text()
+    result, text = _run_with_stdout_to_file(pytester)
     assert result.ret == 0
     # the seconds shown depend on the machine's load; the lines themselves must be there
     assert re.search(r"\[pytest-ntk\] slow\.one: train the networks: running for \d+s", text), text
@@ -115,16 +121,7 @@ def test_parts_of_a_long_stage_show_the_count_and_an_estimate_of_what_is_left(py
                     advance(k + 1, 3, "chunks")
             claim.close(1.0, 1.0)
     """)
-    out_file = pytester.path / "out.txt"
-    with open(out_file, "w") as fh:
-        saved = os.dup(1)
-        os.dup2(fh.fileno(), 1)
-        try:
-            result = pytester.runpytest(*INNER)
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-    text = out_file.read_text()
+    result, text = _run_with_stdout_to_file(pytester)
     assert result.ret == 0
     # a line per part once the stage is long: the count, the time left (not after the last part), elapsed
     assert re.search(r"parts\.one: train: chunks 1/3, ~\d+s left \(elapsed \d+s\)", text), text
