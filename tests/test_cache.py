@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
+import pytest_ntk
 from pytest_ntk.science.cache import (
     FORMAT,
     Cache,
@@ -269,6 +270,28 @@ def test_key_arrays_numpy_scalars_describe_and_nonfinite():
 def test_bad_keys_are_value_errors(bad):
     with pytest.raises(ValueError, match="key"):
         key_digest(bad)
+
+
+def test_every_science_source_is_in_the_digest_and_nothing_else(tmp_path):
+    """A cached training result must not outlive the program that trained it: an edit of any file
+    of the science layer (here the fused SGD program and the reference one) changes the source
+    digest, hence every key; a file outside it (the plugin) does not."""
+    import shutil
+
+    from pytest_ntk.science.cache.keys import _source_digest
+
+    package = Path(pytest_ntk.__file__).resolve().parent
+    science = tmp_path / "science"
+    shutil.copytree(package / "science", science, ignore=shutil.ignore_patterns("__pycache__"))
+    assert _source_digest(science) == environment()["pytest-ntk-source"]
+    seen = {_source_digest(science)}
+    for rel in ("sgd_fast.py", "train.py", "kernels/analytic.py"):
+        path = science / rel
+        path.write_text(path.read_text() + "\n# edited\n")
+        seen.add(_source_digest(science))
+    assert len(seen) == 4
+    (tmp_path / "plugin.py").write_text("# outside the science layer\n")
+    assert _source_digest(science) in seen
 
 
 def test_environment_holds_installed_versions_and_changes_the_digest(tmp_path):
@@ -643,6 +666,8 @@ CLAIMS = """
 import os, time
 import numpy as np
 import pytest
+
+import pytest_ntk
 
 LOG = {log!r}
 

@@ -110,12 +110,15 @@ def canonical_json(key: Any) -> str:
                       allow_nan=False)
 
 
-def _source_digest() -> str:
-    """SHA-256 of pytest-ntk's science-layer sources: every ``.py`` under ``pytest_ntk/science/``.
+def _source_digest(root: Path | None = None) -> str:
+    """SHA-256 of pytest-ntk's science-layer sources: every ``.py`` under ``pytest_ntk/science/``
+    (``root``, for tests), with its path relative to that folder.
 
-    Only the science layer produces cached values; the plugin, the verdict model and the reports
-    live outside this folder, so editing them never invalidates an entry."""
-    root = Path(__file__).resolve().parent.parent  # pytest_ntk/science
+    Only the science layer produces cached values -- the training programs (``train.py``,
+    ``sgd_fast.py``), the kernels, the empirical NTKs -- so any edit there invalidates every entry;
+    the plugin, the verdict model and the reports live outside this folder, so editing them never
+    does."""
+    root = Path(__file__).resolve().parent.parent if root is None else root  # pytest_ntk/science
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)
