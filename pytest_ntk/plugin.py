@@ -59,8 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "claim(id, *, source, statement, expect=None): a test that checks a theoretical prediction; "
-        "its measurements are recorded with the `claim` fixture and judged HOLDS/FAILS/INCONCLUSIVE/ERROR",
+        "claim(id, *, source, statement, expect=None, expect_profiles=None): a test that checks a theoretical "
+        "prediction; its measurements are recorded with the `claim` fixture and judged HOLDS/FAILS/INCONCLUSIVE/ERROR",
     )
     config.addinivalue_line("markers", "tolerance(rtol=None, atol=None, confidence=None): the claim's tolerance")
     ntk = NTKSession(config)

@@ -771,3 +771,46 @@ def test_ntk_gpus_pins_each_xdist_worker_to_one_device(pytester):
     result.assert_outcomes(passed=4)
     seen = {p.name.split("-")[0]: p.read_text() for p in pytester.path.glob("gw*-*.txt")}
     assert seen == {"gw0": "0", "gw1": "1"}
+
+
+def test_expect_applies_only_under_the_profiles_that_meet_the_source_conditions(pytester):
+    """``expect_profiles``: the source's expectation is compared with the verdict only where the
+    run's settings meet the source's conditions; elsewhere the claim has no ``expect`` (neither
+    agreement nor contradiction), and its verdict is unchanged."""
+    pytester.makepyfile(test_conditional="""
+import pytest
+
+@pytest.mark.claim("c.long_only", expect="fails", expect_profiles=["long", "paper"])
+def test_long_only(claim):
+    claim.at_most(0.5, 1.0)
+
+@pytest.mark.claim("c.one_profile", expect="holds", expect_profiles="quick")
+def test_one_profile(claim):
+    claim.at_most(0.5, 1.0)
+""")
+    for profile, expect, agrees in (("quick", None, None), ("long", "fails", False)):
+        _, report = run(pytester, f"--ntk-profile={profile}")
+        claims = by_id(report)
+        got = claims["c.long_only"]
+        assert (got["verdict"], got["expect"], got["agrees_with_source"]) == ("HOLDS", expect, agrees), profile
+        other = claims["c.one_profile"]
+        assert other["expect"] == ("holds" if profile == "quick" else None), profile
+
+
+@pytest.mark.parametrize("bad, message", [
+    ('expect="holds", expect_profiles=[]', "expect_profiles must be"),
+    ('expect="holds", expect_profiles=[1]', "expect_profiles must be"),
+    ('expect_profiles=["long"]', "without expect"),
+])
+def test_malformed_expect_profiles_are_errors_naming_the_claim(pytester, bad, message):
+    pytester.makepyfile(test_bad=f"""
+import pytest
+
+@pytest.mark.claim("c.bad", {bad})
+def test_bad(claim):
+    claim.at_most(0.5, 1.0)
+""")
+    result, report = run(pytester)
+    result.assert_outcomes(errors=1)
+    got = by_id(report)["c.bad"]
+    assert got["verdict"] == "ERROR" and "'c.bad'" in got["message"] and message in got["message"]

@@ -151,7 +151,7 @@ class NTKSession:
         for item in items:
             spec = safe_spec(item)
             if spec is not None:
-                self.collected[item.nodeid] = {"id": spec.id, **spec.meta(item.nodeid)}
+                self.collected[item.nodeid] = {"id": spec.id, **spec.meta(item.nodeid, self.profile.name)}
         if self.is_worker and self.manifest_dir:
             worker = str(self.config.workerinput.get("workerid", os.getpid()))
             target = Path(self.manifest_dir, f"{worker}.json")
@@ -224,7 +224,7 @@ class NTKSession:
                 report.longrepr = _outcome.usage_error(item, exc)  # the user's lines, not the plugin's frames
             return
         spec, recorder = started
-        meta = {**spec.meta(item.nodeid), "xfail": xfail_reason(item)}
+        meta = {**spec.meta(item.nodeid, recorder.profile or self.profile.name), "xfail": xfail_reason(item)}
         if call.when == "setup":
             if report.failed or report.skipped:
                 reason = _outcome.skip_reason(report) if report.skipped else None

@@ -22,7 +22,7 @@ __all__ = ["ClaimSpec", "claim_spec", "claim_error_payload", "duplicate_ids", "E
            "format_statement"]
 
 EXPECT_VALUES = ("holds", "fails")
-_MARKER_KWARGS = {"source", "statement", "expect"}
+_MARKER_KWARGS = {"source", "statement", "expect", "expect_profiles"}
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,21 @@ class ClaimSpec:
     statement: str
     expect: str | None
     params: dict[str, Any] = field(default_factory=dict)
+    #: The profiles whose settings meet the source's conditions, where ``expect`` applies (None: all).
+    expect_profiles: tuple[str, ...] | None = None
 
-    def meta(self, nodeid: str) -> dict[str, Any]:
+    def expect_under(self, profile: str | None) -> str | None:
+        """What the source says will happen, under ``profile``: ``expect``, or None where the
+        marker's ``expect_profiles`` leave this profile out (its settings do not meet the source's
+        conditions, so the verdict neither agrees nor disagrees with the source)."""
+        if self.expect_profiles is None or profile in self.expect_profiles:
+            return self.expect
+        return None
+
+    def meta(self, nodeid: str, profile: str | None = None) -> dict[str, Any]:
         return {
-            "nodeid": nodeid, "source": self.source, "statement": self.statement, "expect": self.expect,
-            "params": self.params, "base_id": self.base_id,
+            "nodeid": nodeid, "source": self.source, "statement": self.statement,
+            "expect": self.expect_under(profile), "params": self.params, "base_id": self.base_id,
         }
 
 
@@ -81,6 +91,18 @@ def claim_spec(item: pytest.Item) -> ClaimSpec | None:
         if not isinstance(expect, str) or expect.lower() not in EXPECT_VALUES:
             raise ClaimError(f"claim {base_id!r}: expect must be 'holds' or 'fails', got {expect!r}")
         expect = expect.lower()
+    expect_profiles = marker.kwargs.get("expect_profiles")
+    if expect_profiles is not None:
+        if isinstance(expect_profiles, str):
+            expect_profiles = (expect_profiles,)
+        if (not isinstance(expect_profiles, (list, tuple)) or not expect_profiles
+                or not all(isinstance(p, str) and p.strip() for p in expect_profiles)):
+            raise ClaimError(f"claim {base_id!r}: expect_profiles must be a profile name or a non-empty list of "
+                             f"them, got {expect_profiles!r}")
+        if expect is None:
+            raise ClaimError(f"claim {base_id!r}: expect_profiles={list(expect_profiles)!r} without expect: "
+                             "name what the source expects under those profiles")
+        expect_profiles = tuple(p.strip() for p in expect_profiles)
     for key in ("source", "statement"):
         value = marker.kwargs.get(key, "")
         if not isinstance(value, str):
@@ -95,6 +117,7 @@ def claim_spec(item: pytest.Item) -> ClaimSpec | None:
     return ClaimSpec(
         base_id=base_id, id=claim_id, source=marker.kwargs.get("source", ""),
         statement=marker.kwargs.get("statement", ""), expect=expect, params=params,
+        expect_profiles=expect_profiles,
     )
 
 
