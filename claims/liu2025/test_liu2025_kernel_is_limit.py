@@ -42,8 +42,17 @@ initialisations (cheap at 32 inputs), a wider network and the paired statistic, 
 tolerance. For one hidden layer the mean empirical NNGP and NTK equal their limits exactly (sums of
 i.i.d. terms over the hidden units), so the projection of NN1's kernels has no finite-width bias.
 
-The paper presents its kernels as the kernels of its networks, so the published forms have
-``expect="holds"``; the corrected forms are this audit's, not the paper's, and carry no ``expect``.
+What the source says about each kernel, as far as the text this project holds shows (the
+abstract and the published code; the stored copies of the paper do not reach its Sections 3-4):
+NTKB is the paper's own derivation of its networks' NTK, and NTKJ follows Jacot et al.'s derivation
+with the coded networks' variances (every weight and bias N(0, 1)); both are offered as the NTK of
+the networks trained, so their published forms have ``expect="holds"``. GP is "a Gaussian process
+kernel in the literature that does not account for neural network training" (abstract), with a
+readout variance of 2 where the coded networks have 1, and NTKA follows Arora et al.'s derivation,
+which is for networks without biases; no statement this project can quote says that either is the
+limit of the coded networks, so they carry no ``expect``: whether they are is this audit's question,
+and a FAILS is a finding about the kernels, not a contradiction of the paper. The corrected forms
+are this audit's, not the paper's, and carry no ``expect`` either.
 """
 
 from __future__ import annotations
@@ -72,11 +81,16 @@ _LIMIT_CLAIM = dict(
 )
 
 
-@pytest.mark.parametrize("form", [
-    pytest.param("published", marks=pytest.mark.claim("liu2025.kernel_is_limit", expect="holds", **_LIMIT_CLAIM)),
-    pytest.param("corrected", marks=pytest.mark.claim("liu2025.kernel_is_limit", **_LIMIT_CLAIM)),
-])
-@pytest.mark.parametrize("kernel", NETWORK_KERNELS)
+#: Kernels the source offers as the NTK of the networks it trained (see the module docstring).
+OFFERED_AS_THE_NETWORKS_NTK = ("NTKJ1", "NTKJ2", "NTKB1", "NTKB2")
+
+
+def _case(kernel, form):
+    expect = {"expect": "holds"} if form == "published" and kernel in OFFERED_AS_THE_NETWORKS_NTK else {}
+    return pytest.param(kernel, form, marks=pytest.mark.claim("liu2025.kernel_is_limit", **expect, **_LIMIT_CLAIM))
+
+
+@pytest.mark.parametrize("kernel, form", [_case(k, f) for k in NETWORK_KERNELS for f in ("published", "corrected")])
 def test_kernel_is_limit(claim, liu2025, settings, kernel, form):
     s = settings
     depth = int(kernel[-1])

@@ -40,7 +40,17 @@ within 5% of the theorem's prediction): such a rival cannot be rejected at this 
 reported in the table "rivals within the tolerance" instead (a HOLDS then does not tell the
 theorem from that rival, and the table says so). The network's own gap to each rival prediction is
 fitted and extrapolated like its gap to ``p`` and shown too.
-The paper says equivalence does not hold well, so ``expect="fails"``.
+The paper says equivalence does not hold well, so ``expect="fails"`` -- for the networks as the
+paper trained them, which the ``long`` and ``paper`` profiles reproduce (published epochs, batch and
+rate); the quick profile trains a twentieth of that time (t ~ 35 / 70), where a verdict says nothing
+about the paper's statement either way, so there the claim carries no ``expect``
+(``expect_profiles``).
+
+What the extrapolation can and cannot show: a floor in the gap (SGD's minibatch noise, which width
+does not remove) bends the log-log curve flat at large width, and a straight-line fit through
+widths below the bend extrapolates below the floor. A FAILS (the interval above 5% even so) is
+therefore conservative; a HOLDS from this fit may be optimistic, and is reported with the paired
+per-trial table, which shows how much of the trend is measured rather than extrapolated.
 
 The wider widths train only the first ``trend_trials`` trials; the fit uses every network (all
 trials at the profile's width pin the fit there), and a second table shows the gaps of the same
@@ -77,6 +87,7 @@ RIVALS = {"other depth": "the NTK of the other depth", "NNGP": "the NNGP kernel 
         "NN1, NN2 (published: 3000, 6000), batch 8, Keras lr 0.002, 30% validation split."
     ),
     expect="fails",
+    expect_profiles=["long", "paper"],
 )
 @pytest.mark.parametrize("depth", [1, 2])
 def test_sgd_equivalence(claim, liu2025, depth):
