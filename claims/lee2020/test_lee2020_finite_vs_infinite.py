@@ -261,8 +261,9 @@ def test_best_ridge_scales_like_inverse_time(claim, lee_ridge):
     claim.at_most(r["c"].ravel(), 1.0, name="c = rho* t / n <= 1 (every data set and time)")
 
 
-#: Ali, Kolter & Tibshirani (2019): the optimally tuned gradient-flow risk is between 1 and 1.22
-#: times the optimally tuned ridge risk (isotropic features, proportional asymptotics).
+#: The width of the band: Ali, Kolter & Tibshirani (2019) find the optimally tuned gradient-flow risk
+#: between 1 and 1.22 times the optimally tuned ridge risk (isotropic features, proportional
+#: asymptotics) -- a one-sided range. The claim uses a symmetric band of that width, +-log 1.22.
 OPTIMAL_RISK_FACTOR = 1.22
 
 
@@ -273,8 +274,10 @@ OPTIMAL_RISK_FACTOR = 1.22
         "Diagonal regularization of NTK regression acts similarly to early stopping: each regularizer at its "
         "best reaches the same held-out error. Per data set, the log-ratio of the smallest held-out MSE of "
         "early-stopped gradient flow (over stopping times) to the smallest held-out MSE of ridge (over ridges) "
-        "is 0 within log 1.22 (the range Ali, Kolter & Tibshirani 2019 derive for least squares), judged on the "
-        "95% CI of its mean over the data sets; rival: early stopping does not regularize (the stopped "
+        "is 0 within log 1.22 (a symmetric band as wide as the one-sided range, best gradient-flow risk 1 to 1.22 "
+        "times best ridge risk, that Ali, Kolter & Tibshirani 2019 derive for least squares with isotropic "
+        "features; these NTK features are not isotropic), judged on the 95% CI of its mean over the data sets; "
+        "rival: early stopping does not regularize (the stopped "
         "predictor's best error is the unregularized interpolant's). MSE against the clean held-out targets. "
         + RIDGE_SETUP
     ),
@@ -313,16 +316,34 @@ def test_ridge_test_error_tracks_early_stopping(claim, lee_ridge):
     converged one, so its best error is the interpolant's (t = inf, rho = 0); per data set
     log(MSE_interpolant / min_rho MSE_ridge).
 
-    Tolerance (fixed before this version ran): atol = log 1.22 = 0.199, Ali et al.'s range for the
-    optimally tuned risks -- the one setting where the comparison is computed exactly; a
-    correspondence looser than that would not be "similar" in the sense the theory gives.
+    Tolerance (fixed before this version ran): atol = log 1.22 = 0.199, symmetric about 0. Its width
+    is that of Ali et al.'s range for the optimally tuned risks, but their range is one-sided --
+    gradient flow's optimal risk is between 1 and 1.22 times ridge's, i.e. the log-ratio lies in
+    [0, 0.199] -- and it is derived for isotropic (spherical) features in the proportional
+    asymptotic limit. Kernel features on these data are not isotropic (the NTK spectrum decays),
+    so that range does not apply here as a prediction; the claim takes from it only a scale for
+    "similarly" (the source's word, with no number): a gap of either sign up to a factor 1.22. A
+    correspondence looser than the exactly solvable case's would not be "similar" in the sense
+    that theory gives.
+
+    Not a rival: Ali et al.'s path bound, gradient-flow risk at t <= 1.69 times ridge's at the
+    calibrated rho = 1/t, for every t (finite samples, weak assumptions; for prediction risk on
+    average over the signal). It bounds a calibrated pair, not the ratio of the optima measured
+    here (it implies only best ES / best ridge <= 1.69), and it is a worst-case upper bound, not
+    a value anyone predicts this ratio takes (where Ali et al. compute the optima, isotropic
+    features, they are within 1.22), so it is not judged as a competing prediction; the
+    measurement (ratio <= 1.11 on every data set) lies far inside it.
 
     Finding (quick, ``--ntk-seed 0``): HOLDS. Mean log-ratio -0.076 (95% CI [-0.136, -0.016]):
     over the 16 data sets early stopping's best held-out MSE is 0.75-1.11 times ridge's best,
-    on average 7% *lower* -- outside Ali et al.'s [1, 1.22] for isotropic least squares on the
-    low side, inside the tolerance. The rival is far off: the interpolant's error is ~7x ridge's
-    best (log-ratio 1.96). Along the path the held-out MSE of ridge at rho*(t) is 0.76-1.33
-    times that of early stopping at t, and 31 of 80 pairs lie within 5% (table): the errors are similar, not equal, at every t.
+    on average 7% *lower*. The whole CI lies below 0, i.e. on the side that Ali et al.'s
+    one-sided isotropic range [1, 1.22] excludes: the measurement is outside that range (these
+    features are not isotropic, so this does not contradict their theorem), and inside this
+    claim's symmetric band. The rival is far off: the interpolant's error is ~7x ridge's best
+    (log-ratio 1.96), a weak alternative -- the HOLDS rests on the band, not on a near rival.
+    Along the path the held-out MSE of ridge at rho*(t) is 0.76-1.33 times that of early
+    stopping at t, and 31 of 80 pairs lie within 5% (table): the errors are similar, not equal,
+    at every t.
     """
     r = lee_ridge
     log_ratio = np.log(r["es_best"] / r["ridge_best"])
