@@ -133,8 +133,9 @@ def _markers(path: Path) -> dict[str, list[dict]]:
             for value in deco.args[1].elts:
                 if not (isinstance(value, ast.Call) and ast.unparse(value.func).endswith("param") and value.args):
                     continue
+                argnames = [a.strip() for a in str(argname).split(",")]  # "kernel, form": one value each
                 try:
-                    when = {str(argname): _evaluate(value.args[0], names)}
+                    when = {a: _evaluate(v, names) for a, v in zip(argnames, value.args)}
                 except _Unknown:
                     when = {}
                 for kw in value.keywords:
@@ -210,8 +211,12 @@ def _base(claim_id: str) -> str:
     return claim_id.split("[", 1)[0]
 
 
-def _says(expect, verdict) -> str:
-    if not expect:
+def _says(expect, verdict, expect_profiles=None) -> str:
+    """"Source says" for the baseline's verdict (quick profile): nothing where the marker's
+    ``expect_profiles`` leave the quick profile out."""
+    if isinstance(expect_profiles, str):
+        expect_profiles = [expect_profiles]
+    if not expect or (expect_profiles is not None and "quick" not in expect_profiles):
         return "—"
     if verdict not in ("HOLDS", "FAILS"):
         return expect
@@ -344,7 +349,7 @@ class Library:
             ci_text = f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else "—"
             short = cid[len(suite) + 1:] if cid.startswith(suite + ".") else cid
             out.append(
-                f"| `{short}` | **{e.get('verdict')}** | {_says(m.get('expect'), e.get('verdict'))} | "
+                f"| `{short}` | **{e.get('verdict')}** | {_says(m.get('expect'), e.get('verdict'), m.get('expect_profiles'))} | "
                 f"{_cell(e.get('measurement') or '—')} | {_num(e.get('measured'))} vs {_num(e.get('predicted'))} | "
                 f"{ci_text} | {_rivals(e)} |")
         out += ["", "## The claims", ""]
