@@ -60,18 +60,19 @@ def _ensemble_curve(f, target):
     source=f"{PAPER}, Sec. 3 finding 'centering and ensembling finite networks both lead to more kernel-like "
            f"performance'; {ABSTRACT_ENS}",
     statement=(
-        "The ensemble mean of finite networks trained by gradient descent lies at the infinite-width NTK mean "
-        "prediction mu_t (the kernel's prediction at the same training time), not at what a rival theory predicts: "
+        "The ensemble mean of finite networks trained by gradient descent is nearer the infinite-width NTK mean "
+        "prediction mu_t (the kernel's prediction at the same training time) than each judged rival's prediction: "
         "per member s, c_s = <f_s - mu_t, mu_r - mu_t> / ||mu_r - mu_t||^2 on the held-out points (0 at mu_t, 1 "
         "at the rival's mu_r); the ensemble's mean c (95% CI over the members) lies within 1/2 of 0 and not within "
         "1/2 of 1 (the members are nearer mu_t than mu_r in mean squared distance), for each rival: the NNGP "
         "posterior mean, the NNGP kernel's dynamics at the same t (only the readout trains), and NTK regression "
-        "at t = infinity. " + ENS_SETUP
+        "at t = infinity. Not identified by this measurement: the network's depth (the NTK of a network one "
+        "hidden layer deeper predicts within ~0.01 RMS of mu_t; shown, not judged). " + ENS_SETUP
     ),
     expect="holds",
 )
 def test_ensemble_is_closer_to_the_kernel(claim, which, lee_finite_vs_kernel):
-    """Ensembling: the ensemble mean is the NTK's mean prediction, not a rival kernel's.
+    """Ensembling: the ensemble mean is nearer the NTK's mean prediction mu_t than each judged rival's.
 
     Source (abstract of arXiv:2007.15801): "centered and ensembled finite networks have reduced
     posterior variance and behave more similarly to infinite networks" -- shown there on CIFAR-10
@@ -98,8 +99,11 @@ def test_ensemble_is_closer_to_the_kernel(claim, which, lee_finite_vs_kernel):
       only its readout layer trains (the readout's tangent kernel is the NNGP kernel);
     - NTK regression at t = infinity: the NTK theory without the finite training time.
     Not judged, but shown: the NTK of a network one hidden layer deeper (a deliberately wrong
-    kernel). On these data it predicts held-out outputs within ~2% (RMS) of mu_t, closer than the
-    ensemble mean can resolve, so this measurement cannot tell the depth and does not claim to.
+    kernel). On these data it predicts held-out outputs within ~2% of mu_t (RMS 0.012, against
+    0.033-0.096 for the judged rivals), closer than the ensemble mean can resolve. So the depth is
+    not identified by this measurement: a network of the wrong depth would pass it as well, and a
+    HOLDS says only that the ensemble mean is nearer mu_t than the NNGP posterior, the readout-only
+    dynamics and the converged NTK regression -- not that it singles out this architecture's NTK.
 
     Tolerance (fixed before this version ran): |mean c| <= 1/2, and each rival judged the same way
     around c = 1. The source's claim is qualitative; the infinite-width theory predicts c = 0 and the
@@ -115,9 +119,11 @@ def test_ensemble_is_closer_to_the_kernel(claim, which, lee_finite_vs_kernel):
     members to mu_t falls from 0.066 (K = 1) to 0.016 (K = 32) at width 128 and from 0.059 to
     0.009 at width 512 -- like 1/sqrt(K) down to a floor near 0.01 at width 128 (a finite-width
     offset: the ensemble mean lies slightly on the "less trained" side of mu_t, c = -0.23 toward
-    t = inf) that has disappeared at width 512 -- while its distance to each rival levels off at
-    that rival's distance from mu_t (0.03-0.10). The deeper network's NTK is not resolved: the
-    32-member mean is as close to it (0.010 at width 128, 0.014 at 512) as to mu_t.
+    t = inf, whose CI [-0.46, -0.01] excludes 0: at width 128 the ensemble mean is measurably not
+    *at* mu_t, only nearer it than the rivals) that has disappeared at width 512 -- while its
+    distance to each rival levels off at that rival's distance from mu_t (0.03-0.10). The deeper
+    network's NTK is not resolved: the 32-member mean is as close to it (0.010 at width 128, 0.014
+    at 512) as to mu_t (0.016, 0.009).
     Shown, not judged: the members' variance over initialisations, 0.0044 (width 128) and 0.0036
     (512) averaged over held-out points, against the NTK-GP prediction 0.0038 (Lee et al. 2019)
     and the NNGP posterior variance 0.0012.
