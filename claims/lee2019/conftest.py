@@ -15,8 +15,9 @@ Descent* (arXiv:1902.06720): settings and shared work.
     the theorem's ``2 / (lambda_min + lambda_max)``).
     ``steps``, ``chunks``: full-batch gradient descent for ``steps`` steps, observed after each of
     ``chunks`` equal chunks (the sup over training is taken over these checkpoints and t = 0).
-``diverge`` -- claim ``lee2019.linearized_diverges_above_critical_rate`` (Section 2):
-    ``width``, ``seeds``: linearized networks trained above the critical rate;
+``diverge`` -- claim ``lee2019.linearized_diverges_above_critical_rate`` (a measurement control of the
+    linearized dynamics, Section 2.2): ``width``, ``seeds``: linearized networks trained above
+    ``2 n / lambda_max(Theta_hat_0)`` (not the theorem's eta_critical, which is smaller);
     ``lr_fraction``: the step as a fraction of each network's own ``2 n / lambda_max(Theta_hat_0)``
     (the ``lr_fraction`` of :func:`pytest_ntk.science.train.train`); ``steps``: steps of full-batch GD.
 
@@ -203,7 +204,7 @@ def lazy_runs(run) -> dict:
 
 
 def _diverge(s_lazy: dict, s: dict, base_seed: int) -> dict:
-    """Linearized (and, for the table, real) networks trained at ``lr_fraction`` of their critical rate."""
+    """Linearized (and, for the table, real) networks trained at ``lr_fraction`` of their own ``2n / lambda_max(Theta_hat_0)``."""
     import jax
 
     from pytest_ntk.science.empirical import fc_empirical_ntk
