@@ -27,7 +27,8 @@ last test. The goals of issue #15 are recorded in ``extra_info`` (``goal_*`` key
 times a 2048 x 2048 matmul (numpy and XLA) alternated with both and records the floor of this exact
 computation -- the flops of per-example kernel gradients (:func:`cnn_gradient_flops`, the work both
 implementations do) at that rate -- and ``largest_possible_speedup_vs_nt``, neural-tangents' time
-over that floor.
+over that floor. A third group, ``test_peak_memory``, measures the memory one call adds (each case in
+a fresh process) against the Gram matrices' factors and the ``(n, P)`` Jacobian.
 
 Goals (from the issue, recorded in ``extra_info`` of ``test_ours_structured_empirical_ntk``, which
 runs last and reads the others' minima from this run): at least 100x faster than the faster
@@ -420,3 +421,112 @@ def test_cnn_ours_structured_empirical_ntk(benchmark, cnn_setup):
             f"{nt_s / floor_s:.1f}x"
         )
     print("\n" + "\n".join(lines))
+
+
+# ---------------------------------------------------------------------------- memory (issue #15)
+# Goal: memory never above what the Gram matrices need. Each case runs in a fresh Python process, so
+# that no other benchmark's buffers count, and reads the process's resident memory (Linux
+# /proc/self/status) around two calls:
+#
+# * ``first_call_bytes``: the peak resident memory (VmHWM) during the first call minus the resident
+#   memory (VmRSS) before it -- an upper bound on what the computation itself needs: it includes
+#   the compilation of our programs (neural-tangents' program is compiled ahead, before the count);
+# * ``warm_call_bytes``: the same for a second call, after resetting the peak (``clear_refs``) --
+#   a lower bound: memory that XLA or the allocator kept from the first call is not counted again
+#   (neural-tangents' program keeps most of its temporaries this way);
+# * ``xla_temp_bytes`` (neural-tangents only): the temporaries XLA assigns to its one compiled
+#   program (``memory_analysis()``), exact.
+#
+# Compared with the Gram matrices' factors -- per dense layer the inputs and back-propagated signals
+# of all n examples (``n (F + 1 + O)`` numbers with the bias), per convolution the per-example
+# kernel gradients (``n F O``: as large as the Jacobian's rows for that layer) -- and with the
+# ``(n, P)`` Jacobian that a Jacobian contraction forms.
+MEMORY_CASES = ("mlp", "cnn", "cnn-256MiB", "cnn-neural-tangents")
+
+
+def _memory_child(case: str) -> None:
+    """Run in a fresh process (see :func:`test_peak_memory`): print one JSON line of measurements."""
+    import json
+
+    def status(key):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+        raise KeyError(key)
+
+    info = {}
+    if case == "mlp":
+        model = FullyConnected(DEPTH, WIDTH, "relu", W_std=1.0, b_std=1.0)
+        params = model.init(jax.random.PRNGKey(0), D)
+        x = np.random.default_rng(0).normal(size=(N, D)).astype(np.float32)
+        sizes = model.layer_sizes(D)
+        n, factors = N, N * sum(a + 1 + b for a, b in zip(sizes[:-1], sizes[1:]))
+        fn = partial(empirical.structured_ntk, model.apply, params, x)
+        info["memory_budget"] = empirical.MEMORY_BUDGET
+    else:
+        params = _cnn_init(jax.random.PRNGKey(0))
+        x = np.random.default_rng(0).normal(size=(CNN_N, 32, 32, 3)).astype(np.float32)
+        n, factors = CNN_N, CNN_N * sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
+        if case == "cnn-neural-tangents":
+            nt = oracle.load()
+            kernel_fn = nt.empirical_ntk_fn(_cnn_apply, trace_axes=(), vmap_axes=0,
+                                            implementation=nt.NtkImplementation.JACOBIAN_CONTRACTION)
+            xj = jnp.asarray(x)
+            compiled = jax.jit(kernel_fn).lower(xj, None, params).compile()
+            info["xla_temp_bytes"] = int(compiled.memory_analysis().temp_size_in_bytes)
+            fn = partial(compiled, xj, None, params)
+        else:
+            budget = (256 << 20) if case == "cnn-256MiB" else empirical.MEMORY_BUDGET
+            fn = partial(empirical.structured_ntk, _cnn_apply, params, x, memory_budget=budget)
+            info["memory_budget"] = budget
+    n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
+    for name in ("first_call", "warm_call"):
+        rss = status("VmRSS")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+        start = time.perf_counter()
+        out = np.asarray(fn())
+        info[f"{name}_s"] = time.perf_counter() - start
+        info[f"{name}_bytes"] = status("VmHWM") - rss
+        del out
+    info.update(gram_factor_bytes=4 * factors, jacobian_bytes=4 * n * n_params, output_bytes=4 * n * n)
+    print(json.dumps(info))
+
+
+def _can_reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _can_reset_peak(), reason="needs Linux's /proc/self/clear_refs to reset the peak RSS")
+@pytest.mark.parametrize("case", MEMORY_CASES)
+def test_peak_memory(benchmark, case):
+    if case == "cnn-neural-tangents" and not oracle.available():
+        pytest.skip(oracle.reason())
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            f"import bench_empirical as b; b._memory_child({case!r})")
+
+    def child():
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    benchmark.group = "memory of one call (fresh process each)"
+    got = benchmark.pedantic(child, rounds=1, iterations=1)
+    benchmark.extra_info.update(got)
+    mib = 1 << 20
+    extra = f", XLA temporaries {got['xla_temp_bytes'] / mib:.0f} MiB" if "xla_temp_bytes" in got else ""
+    print(f"\n[{case}] first call adds at most {got['first_call_bytes'] / mib:.0f} MiB ({got['first_call_s']:.2f} s), "
+          f"a warm call at least {got['warm_call_bytes'] / mib:.0f} MiB ({got['warm_call_s']:.2f} s){extra}; "
+          f"Gram factors {got['gram_factor_bytes'] / mib:.0f} MiB, (n, P) Jacobian {got['jacobian_bytes'] / mib:.0f} MiB, "
+          f"kernel {got['output_bytes'] / mib:.2f} MiB")
