@@ -266,6 +266,32 @@ class Audit:
                         names=list(names), solve="cholesky+dpocon")
         return self.cached(key, compute, name="liu2025_kernel_rmse")
 
+    def rbf_rmse(self) -> np.ndarray:
+        """Test RMSE of kernel regression with a Gaussian (RBF) kernel on every trial: a smooth kernel
+        of no network, the rival of ``liu2025.gp_vs_ntk``.
+
+        ``k(x, x') = exp(-|x - x'|^2 / (2 l^2))`` with ``l`` the median of the pairwise distances
+        between the trial's training inputs (the textbook median heuristic; nothing is fitted to the
+        targets), solved like the nine kernels (:func:`cholesky_regression`, no ridge). ``(trials,)``.
+        """
+        from scipy.spatial.distance import pdist, squareform
+
+        T = self.s["trials"]
+
+        def compute():
+            out = np.zeros(T)
+            for i in range(T):
+                tr = self.trial(i)
+                length = float(np.median(pdist(tr.x[tr.train_idx])))
+                gram = np.exp(squareform(pdist(tr.x, "sqeuclidean")) * (-0.5 / length**2))
+                np.fill_diagonal(gram, 1.0)
+                out[i] = cholesky_regression(gram, tr)[0]
+            return out
+
+        key = self._key("RBF kernel regression RMSE, median-heuristic length", trial_seeds=self.trial_seeds,
+                        solve="cholesky+dpocon")
+        return self.cached(key, compute, name="liu2025_rbf_rmse")
+
     def own_kernel_rmse(self) -> dict:
         """Kernel regression RMSE with the trained networks' own infinite-width kernels, on the NN trials.
 
