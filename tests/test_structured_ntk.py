@@ -212,6 +212,50 @@ def test_symmetric_and_blocked_paths_equal_the_fused_one(name):
         np.testing.assert_array_equal(kernel, np.transpose(kernel, (1, 0, 3, 2)))
 
 
+@pytest.mark.parametrize("x2_given", [False, True])
+def test_features_computed_a_few_rows_at_a_time(x2_given, monkeypatch):
+    """A transient share that holds two rows' transient work in a budget that holds blocks of
+    several rows: features computed two rows at a time and written into one buffer (7 rows: a last
+    chunk padded), equal to the Jacobian contraction."""
+    from pytest_ntk.science.empirical import _engine
+
+    monkeypatch.setattr(_engine, "TRANSIENT_SHARE", 1 / 1024)
+    apply_fn, params, x1, x2 = _case("cnn", n1=7, n2=5)
+    x2 = x2 if x2_given else None
+    dtype = np.dtype(np.float64)
+    with x64():
+        key = st._key(apply_fn, params, x1.shape[1:], dtype)
+        an = st._analysed(*key)
+        stored, transient = _engine._row_bytes(an, dtype.itemsize)
+        assert transient > stored  # convolutions: patches and activations at every position
+        budget = 2 * transient * 1024
+        rows, micro = _engine._rows(an, dtype.itemsize, "mean", 64, budget)
+    assert micro == 2 and rows >= 4 and rows % micro == 0
+    expected = empirical.empirical_ntk(apply_fn, params, x1, x2, method="jacobian")
+    got = st.structured_ntk(apply_fn, params, x1, x2, memory_budget=budget)
+    assert _rel(got, expected) < F64_TOL
+
+
+def test_memory_rule_bounds_the_transient_work():
+    """rows is a multiple of micro, micro rows' transient work fits the transient share, and the
+    whole fits the budget (down to one row)."""
+    from pytest_ntk.science.empirical import _engine
+
+    apply_fn, params, x1, _ = _case("cnn")
+    dtype = np.dtype(np.float64)
+    with x64():
+        an = st._analysed(*st._key(apply_fn, params, x1.shape[1:], dtype))
+    stored, transient = _engine._row_bytes(an, dtype.itemsize)
+    pair = _engine._pair_bytes(an, dtype.itemsize, "mean")
+    for budget in (1, transient, 8 * transient, 40 * transient, 1 << 30):
+        rows, micro = _engine._rows(an, dtype.itemsize, "mean", 256, budget)
+        assert 1 <= micro <= rows <= 256 and rows % micro == 0
+        if micro > 1:
+            assert micro * transient <= budget * _engine.TRANSIENT_SHARE
+        if rows > 1:
+            assert 2 * rows * stored + micro * transient + rows * rows * pair <= budget
+
+
 def test_blocked_with_x2_given():
     apply_fn, params, x1, x2 = _case("cnn", n1=5, n2=4)
     expected = empirical.empirical_ntk(apply_fn, params, x1, x2, method="jacobian")

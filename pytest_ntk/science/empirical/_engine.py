@@ -106,6 +106,7 @@ class _Engine:
         self.features = jax.jit(self._features)
         self.pair = jax.jit(self._pair)
         self.fused = jax.jit(self._fused)
+        self.put = jax.jit(_put, donate_argnums=0)
 
     # ------------------------------------------------------------------ one example
     def _row(self, leaves, x):
@@ -146,6 +147,22 @@ class _Engine:
     def _features(self, leaves, xb):
         return jax.vmap(self._row, in_axes=(None, 0))(leaves, xb)
 
+    def features_in_chunks(self, leaves, xb, micro: int):
+        """:meth:`features` of ``xb`` (rows a multiple of ``micro``), ``micro`` rows at a time, each
+        chunk written in place into one buffer: at most the block's features, one chunk's features and
+        one chunk's transient work exist at once. Each chunk is waited for: dispatched
+        asynchronously, the chunks would run side by side, each with its transient work."""
+        rows = xb.shape[0]
+        if micro >= rows:
+            return self.features(leaves, xb)
+        shapes = jax.eval_shape(self.features, leaves, xb)
+        out = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+        for start in range(0, rows, micro):
+            part = self.features(leaves, xb[start:start + micro])
+            out = jax.block_until_ready(self.put(out, part, start))
+            del part
+        return out
+
     # ------------------------------------------------------------------ two blocks
     def _pair(self, f1, f2):
         (grams1, grad1), (grams2, grad2) = f1, f2
@@ -169,6 +186,11 @@ class _Engine:
     def _fused(self, leaves, x1, x2):
         f1 = self._features(leaves, x1)
         return self._pair(f1, f1 if x2 is None else self._features(leaves, x2))
+
+
+def _put(buffer, part, start):
+    """``buffer`` with ``part`` written at row ``start`` of every leaf (in place when donated)."""
+    return jax.tree_util.tree_map(lambda b, p: lax.dynamic_update_slice_in_dim(b, p, start, 0), buffer, part)
 
 
 def _gram_term(H1, g1, H2, g2, cb2, mean, K):
@@ -223,10 +245,24 @@ def _pair_bytes(an: _Analysed, itemsize: int, outputs: str) -> int:
     return per * itemsize
 
 
-def _rows(an, itemsize, outputs, batch_size, budget) -> int:
+#: Share of ``memory_budget`` that the transient work of the rows computed at once may take.
+TRANSIENT_SHARE = 1 / 8
+
+
+def _rows(an, itemsize, outputs, batch_size, budget) -> tuple[int, int]:
+    """``(rows, micro)``: rows per block and rows whose features are computed at once.
+
+    ``micro`` is the most rows (at most ``rows``) whose transient work fits
+    ``TRANSIENT_SHARE * budget``; ``rows`` is halved from ``batch_size`` until the stored features of
+    two blocks, the transient work of ``micro`` rows and the position-pair Grams of a block pair fit
+    ``budget``, then rounded down to a multiple of ``micro``. Where the transient work is larger than
+    the stored features (convolutions: patches and activations at every position), this keeps the
+    peak near the features themselves instead of the transient work of a whole block."""
     stored, transient = _row_bytes(an, itemsize)
     pair = _pair_bytes(an, itemsize, outputs)
+    share = max(1, int(budget * TRANSIENT_SHARE) // max(1, transient))
     b = max(1, batch_size)
-    while b > 1 and 2 * b * stored + b * transient + b * b * pair > budget:
+    while b > 1 and 2 * b * stored + min(b, share) * transient + b * b * pair > budget:
         b = max(1, b // 2)
-    return b
+    micro = min(b, share)
+    return b // micro * micro, micro

@@ -50,9 +50,13 @@ and the fallback leaves together, so one backward pass serves both). Recognised 
 of that pass: their per-example gradients are never formed unless the gradient strategy asks for it.
 
 **Memory.** Rows are taken in blocks (at most ``batch_size``), halved until the stored features of
-two blocks, the transient work of one (activations, cotangents, patches) and the position-pair Grams
-of a block pair fit ``memory_budget``; features of every ``x2`` block are kept when they fit, else
-recomputed per pair. The ``(n, P)`` Jacobian exists only for fallback and gradient-strategy leaves.
+two blocks, the transient work of the rows computed at once and the position-pair Grams of a block
+pair fit ``memory_budget``; features of every ``x2`` block are kept when they fit, else recomputed
+per pair. The transient work (activations, cotangents, convolution patches: for a convolutional net
+many times the stored features) is bounded separately: within a block, features are computed a few
+rows at a time (one compiled call per chunk, written in place into the block's buffer), as many as
+fit an eighth of ``memory_budget``. The ``(n, P)`` Jacobian exists only for fallback and
+gradient-strategy leaves.
 
 **Limits.** Recognised: ``dot_general`` (either operand, any batch/contracting axes), convolutions
 without feature or batch groups, and the linear uses above, after ``jit``-inlining. Not recognised
@@ -192,10 +196,11 @@ def structured_ntk(
     Args:
         apply_fn, params, x1, x2, dtype, outputs: as :func:`empirical_ntk`.
         batch_size: most rows per block (default ``STRUCTURED_BATCH_SIZE``). Fewer are used when the
-            features of ``2 * rows`` examples, the transient work of ``rows`` examples and the
-            position-pair Grams of ``rows^2`` pairs would exceed ``memory_budget`` bytes. When both
-            inputs fit in one block the kernel is one fused compiled call.
-        memory_budget: bytes, as above.
+            features of ``2 * rows`` examples, the transient work of the examples computed at once
+            and the position-pair Grams of ``rows^2`` pairs would exceed ``memory_budget`` bytes.
+            When both inputs fit in one block the kernel is one fused compiled call.
+        memory_budget: bytes, as above; the transient work (activations, cotangents, patches) of the
+            examples computed at once is kept within an eighth of it.
         strategy: ``"auto"`` (each product by the cheaper of the two flop counts), or ``"gram"`` /
             ``"gradient"`` for every dense and convolutional product (to compare; both are exact).
         return_plan: also return the :class:`StructuredPlan` (see :func:`structured_plan`).
@@ -222,26 +227,31 @@ def structured_ntk(
         engine = _engine(*key, outputs, strategies)
         leaves = jax.tree_util.tree_leaves(p)
         K = engine.K
-        rows = _rows(engine.an, dtype.itemsize, outputs, batch_size, memory_budget)
+        rows, micro = _rows(engine.an, dtype.itemsize, outputs, batch_size, memory_budget)
         extra = () if outputs == "mean" else (K, K)
-        if n1 <= rows and n2 <= rows:
+        if n1 <= micro and n2 <= micro:
             j2 = None if sym else jnp.asarray(x2, dtype)
             out = engine.fused(leaves, jnp.asarray(x1, dtype), j2)
             out = np.asarray(out, np.float64) if out is not None else np.zeros((n1, n2) + extra)
         else:
-            out = _blocked(engine, leaves, x1, x2, rows, dtype, extra, memory_budget)
+            # Blocks are padded to ``rows``: no longer than the inputs need, cut into equal chunks of
+            # ``micro`` rows (fewer rows per chunk where that pads less; never more rows than before).
+            chunks = -(-min(rows, max(n1, n2)) // micro)
+            micro = -(-min(rows, max(n1, n2)) // chunks)
+            rows = chunks * micro
+            out = _blocked(engine, leaves, x1, x2, rows, micro, dtype, extra, memory_budget)
     if sym:
         out = _symmetrize(out)
     out = _finite(out, "structured_ntk")
     return (out, plan) if return_plan else out
 
 
-def _blocked(engine: _Engine, leaves, x1, x2, rows, dtype, extra, budget):
+def _blocked(engine: _Engine, leaves, x1, x2, rows, micro, dtype, extra, budget):
     """Kernel blocks over row blocks (zero padded to one shape, so each function compiles once).
 
-    Each ``x1`` block's features are computed once; ``x2`` blocks' features are kept across ``x1``
-    blocks when all of them fit the budget, else recomputed per pair. With ``x2=None`` only blocks
-    ``j >= i`` are computed, then mirrored.
+    Each ``x1`` block's features are computed once, ``micro`` rows at a time; ``x2`` blocks'
+    features are kept across ``x1`` blocks when all of them fit the budget, else recomputed per pair.
+    With ``x2=None`` only blocks ``j >= i`` are computed, then mirrored.
     """
     sym = x2 is None
     xs2 = x1 if sym else x2
@@ -251,7 +261,7 @@ def _blocked(engine: _Engine, leaves, x1, x2, rows, dtype, extra, budget):
     b2 = b1 if sym else [(s, min(s + rows, n2)) for s in range(0, n2, rows)]
 
     def feats(x, s, e):
-        return engine.features(leaves, jnp.asarray(_pad_rows(x[s:e], rows), dtype))
+        return engine.features_in_chunks(leaves, jnp.asarray(_pad_rows(x[s:e], rows), dtype), micro)
 
     stored, _ = _row_bytes(engine.an, dtype.itemsize)
     keep = stored * (n2 + rows) <= budget
