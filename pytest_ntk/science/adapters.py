@@ -202,6 +202,19 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _made_params(make, key, module_type, type_name: str, extract, reference, what: str):
+    """The parameters (``extract(model)``) of ``model = make(key)``; ValueError unless ``model`` is a
+    ``module_type`` whose parameters have the structure and shapes of ``reference``."""
+    model = make(key)
+    if not isinstance(model, module_type):
+        raise ValueError(  # noqa: TRY004 (house rule)
+            f"{what}: make(key) must return an {type_name}, got {type(model).__name__}"
+        )
+    params = extract(model)
+    _tree_matches(reference, params, what)
+    return params
+
+
 def _tree_matches(reference, tree, what: str):
     """ValueError unless ``tree`` has the structure and leaf shapes of ``reference``."""
     ref_leaves, ref_def = jax.tree_util.tree_flatten(reference)
@@ -306,14 +319,9 @@ class NnxAdapter(Adapter):
     def _init(self, key, in_dim, dtype):  # the instance fixes the input shape: in_dim is not needed
         if self.make is None:
             return self.params
-        model = self.make(key)
-        if not isinstance(model, self._nnx.Module):
-            raise ValueError(  # noqa: TRY004 (house rule)
-                f"from_nnx: make(key) must return an nnx.Module, got {type(model).__name__}"
-            )
-        params = self._nnx.state(model, self._nnx.Param)
-        _tree_matches(self.params, params, "from_nnx")
-        return params
+        nnx = self._nnx
+        return _made_params(self.make, key, nnx.Module, "nnx.Module", lambda m: nnx.state(m, nnx.Param),
+                            self.params, "from_nnx")
 
     def _apply(self, params, x):
         return self._nnx.merge(self.graphdef, params, self.rest)(x)
@@ -431,14 +439,9 @@ class EquinoxAdapter(Adapter):
     def _init(self, key, in_dim, dtype):  # the instance fixes the input shape: in_dim is not needed
         if self.make is None:
             return self.params
-        model = self.make(key)
-        if not isinstance(model, self._eqx.Module):
-            raise ValueError(  # noqa: TRY004 (house rule)
-                f"from_equinox: make(key) must return an equinox.Module, got {type(model).__name__}"
-            )
-        params = self._eqx.filter(model, self._eqx.is_inexact_array)
-        _tree_matches(self.params, params, "from_equinox")
-        return params
+        eqx = self._eqx
+        return _made_params(self.make, key, eqx.Module, "equinox.Module",
+                            lambda m: eqx.filter(m, eqx.is_inexact_array), self.params, "from_equinox")
 
     def _apply(self, params, x):
         model = self._eqx.combine(params, self.static)
