@@ -354,6 +354,9 @@ def test_fresh_draws_follow_the_key_and_refuse_another_architecture():
     wrong = adapters.from_nnx(_nnx_mlp([D, 8, 1], nnx.Rngs(0)), make=lambda key: _nnx_mlp([D, 9, 1], nnx.Rngs(key)))
     with pytest.raises(ValueError, match="same architecture"):
         wrong.init(jax.random.PRNGKey(0), D)
+    not_a_module = adapters.from_nnx(_nnx_mlp([D, 8, 1], nnx.Rngs(0)), make=lambda key: {"W": key})
+    with pytest.raises(ValueError, match=r"from_nnx: make\(key\) must return an nnx.Module, got dict"):
+        not_a_module.init(jax.random.PRNGKey(0), D)
     held = adapters.from_nnx(_nnx_mlp([D, 8, 1], nnx.Rngs(0)))
     assert not held.fresh_draws
     same = [held.init(jax.random.PRNGKey(k)) for k in (0, 1)]
@@ -361,6 +364,17 @@ def test_fresh_draws_follow_the_key_and_refuse_another_architecture():
         np.testing.assert_array_equal(u, v)  # without make: the instance's weights, whatever the key
     merged = held.to_model(held.params)
     assert isinstance(merged, nnx.Module)
+
+
+def test_equinox_make_is_checked_like_nnx():
+    _need("equinox")
+    model = _equinox_mlp([D, 8, 1], jax.random.PRNGKey(0))
+    not_a_module = adapters.from_equinox(model, make=lambda key: [key])
+    with pytest.raises(ValueError, match=r"from_equinox: make\(key\) must return an equinox.Module, got list"):
+        not_a_module.init(jax.random.PRNGKey(0), D)
+    wrong = adapters.from_equinox(model, make=lambda key: _equinox_mlp([D, 9, 1], key))
+    with pytest.raises(ValueError, match="from_equinox: .*same architecture"):
+        wrong.init(jax.random.PRNGKey(0), D)
 
 
 def test_describe_is_json_ready_and_tells_models_apart():
