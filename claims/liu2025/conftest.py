@@ -112,7 +112,7 @@ SETTINGS = {
         "trials": 50, "n": 1000, "d": 15, "n_train": 670,
         "reference_trials": 10,
         "nn_trials": 50, "nn_width": 256, "nn_epochs": (3000, 6000),
-        "sgd_batch": 8, "sgd_lr": 0.004, "validation_split": 0.3, "nn_dtype": "float32", "sgd_chunk": 10,
+        "sgd_batch": 8, "sgd_lr": 0.004, "validation_split": 0.3, "nn_dtype": "float32", "sgd_chunk": 25,
         "trend_widths": (512, 1024), "trend_trials": 3,
         "gd_trials": 10, "gd_steps": PUBLISHED_TIME, "gd_lr_fraction": 0.5, "ensemble": 4,
         "eq_n_train": 670, "eq_widths": (256, 1024, 4096), "eq_seeds": 4, "eq_steps": PUBLISHED_TIME,
