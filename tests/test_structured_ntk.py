@@ -212,28 +212,56 @@ def test_symmetric_and_blocked_paths_equal_the_fused_one(name):
         np.testing.assert_array_equal(kernel, np.transpose(kernel, (1, 0, 3, 2)))
 
 
-@pytest.mark.parametrize("x2_given", [False, True])
-def test_features_computed_a_few_rows_at_a_time(x2_given, monkeypatch):
+@pytest.mark.parametrize(
+    ("x2_given", "outputs", "batch_size", "chunks"),
+    [(False, "mean", 64, [2, 2, 2, 2]), (True, "mean", 64, [2, 2, 2, 2, 2, 2, 2]),
+     (False, "full", 64, [2, 2, 2, 2]), (False, "mean", 4, [2, 2, 2, 2])],
+    ids=["symmetric", "x2-given", "full-outputs", "two-blocks"],
+)
+def test_features_computed_a_few_rows_at_a_time(x2_given, outputs, batch_size, chunks, monkeypatch):
     """A transient share that holds two rows' transient work in a budget that holds blocks of
-    several rows: features computed two rows at a time and written into one buffer (7 rows: a last
-    chunk padded), equal to the Jacobian contraction."""
+    several rows: features computed two rows at a time and written into one buffer, equal to the
+    Jacobian contraction. 7 rows (5 for x2): one block of 8 in chunks of 2, the chunk past the last
+    real row skipped; with batch_size=4, two balanced blocks of 4. The feature calls are counted."""
     from pytest_ntk.science.empirical import _engine
 
     monkeypatch.setattr(_engine, "TRANSIENT_SHARE", 1 / 1024)
+    calls = []
+    chunked = _engine._Engine.features_in_chunks
+
+    def spy(self, leaves, xb, micro, valid=None):
+        inner = self.features
+
+        def counted(lv, x):
+            if not isinstance(x, jax.core.Tracer):  # not eval_shape's trace
+                calls.append(x.shape[0])
+            return inner(lv, x)
+
+        self.features = counted
+        try:
+            return chunked(self, leaves, xb, micro, valid)
+        finally:
+            self.features = inner
+
+    monkeypatch.setattr(_engine._Engine, "features_in_chunks", spy)
     apply_fn, params, x1, x2 = _case("cnn", n1=7, n2=5)
     x2 = x2 if x2_given else None
     dtype = np.dtype(np.float64)
-    with x64():
+    with x64():  # the analysis structured_ntk makes (strategies included)
         key = st._key(apply_fn, params, x1.shape[1:], dtype)
-        an = st._analysed(*key)
+        n2 = x1.shape[0] if x2 is None else x2.shape[0]
+        _, strategies = st._plan(st._analysed(*key), x1.shape[0], n2, x2 is None, outputs, "auto")
+        an = st._engine(*key, outputs, strategies).an
         stored, transient = _engine._row_bytes(an, dtype.itemsize)
         assert transient > stored  # convolutions: patches and activations at every position
         budget = 2 * transient * 1024
-        rows, micro = _engine._rows(an, dtype.itemsize, "mean", 64, budget)
+        rows, micro = _engine._rows(an, dtype.itemsize, outputs, batch_size, budget)
     assert micro == 2 and rows >= 4 and rows % micro == 0
-    expected = empirical.empirical_ntk(apply_fn, params, x1, x2, method="jacobian")
-    got = st.structured_ntk(apply_fn, params, x1, x2, memory_budget=budget)
+    expected = empirical.empirical_ntk(apply_fn, params, x1, x2, method="jacobian", outputs=outputs)
+    got = st.structured_ntk(apply_fn, params, x1, x2, outputs=outputs, memory_budget=budget,
+                            batch_size=batch_size)
     assert _rel(got, expected) < F64_TOL
+    assert calls == chunks
 
 
 def test_memory_rule_bounds_the_transient_work():

@@ -147,17 +147,20 @@ class _Engine:
     def _features(self, leaves, xb):
         return jax.vmap(self._row, in_axes=(None, 0))(leaves, xb)
 
-    def features_in_chunks(self, leaves, xb, micro: int):
+    def features_in_chunks(self, leaves, xb, micro: int, valid: int | None = None):
         """:meth:`features` of ``xb`` (rows a multiple of ``micro``), ``micro`` rows at a time, each
-        chunk written in place into one buffer: at most the block's features, one chunk's features and
-        one chunk's transient work exist at once. Each chunk is waited for: dispatched
+        chunk written in place into one zeroed buffer: at most the block's features, one chunk's
+        features and one chunk's transient work exist at once. Chunks past the first ``valid`` rows
+        (zero padding) are not computed: their rows stay zero, which is what the padding's
+        features contribute to no kernel entry that is kept. Each chunk is waited for: dispatched
         asynchronously, the chunks would run side by side, each with its transient work."""
         rows = xb.shape[0]
+        valid = rows if valid is None else valid
         if micro >= rows:
             return self.features(leaves, xb)
         shapes = jax.eval_shape(self.features, leaves, xb)
         out = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
-        for start in range(0, rows, micro):
+        for start in range(0, valid, micro):
             part = self.features(leaves, xb[start:start + micro])
             out = jax.block_until_ready(self.put(out, part, start))
             del part
@@ -252,8 +255,8 @@ TRANSIENT_SHARE = 1 / 8
 def _rows(an, itemsize, outputs, batch_size, budget) -> tuple[int, int]:
     """``(rows, micro)``: rows per block and rows whose features are computed at once.
 
-    ``micro`` is the most rows (at most ``rows``) whose transient work fits
-    ``TRANSIENT_SHARE * budget``; ``rows`` is halved from ``batch_size`` until the stored features of
+    ``micro`` is the most rows (at most ``rows``, at least one) whose transient work, as estimated
+    from the traced program (:func:`_row_bytes`), fits ``TRANSIENT_SHARE * budget``; ``rows`` is halved from ``batch_size`` until the stored features of
     two blocks, the transient work of ``micro`` rows and the position-pair Grams of a block pair fit
     ``budget``, then rounded down to a multiple of ``micro``. Where the transient work is larger than
     the stored features (convolutions: patches and activations at every position), this keeps the

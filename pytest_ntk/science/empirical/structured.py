@@ -55,7 +55,7 @@ pair fit ``memory_budget``; features of every ``x2`` block are kept when they fi
 per pair. The transient work (activations, cotangents, convolution patches: for a convolutional net
 many times the stored features) is bounded separately: within a block, features are computed a few
 rows at a time (one compiled call per chunk, written in place into the block's buffer), as many as
-fit an eighth of ``memory_budget``. The ``(n, P)`` Jacobian exists only for fallback and
+fit an eighth of ``memory_budget`` by the estimate from the traced program (at least one row). The ``(n, P)`` Jacobian exists only for fallback and
 gradient-strategy leaves.
 
 **Limits.** Recognised: ``dot_general`` (either operand, any batch/contracting axes), convolutions
@@ -229,15 +229,17 @@ def structured_ntk(
         K = engine.K
         rows, micro = _rows(engine.an, dtype.itemsize, outputs, batch_size, memory_budget)
         extra = () if outputs == "mean" else (K, K)
-        if n1 <= micro and n2 <= micro:
+        if (n1 if sym else n1 + n2) <= micro:  # every row's features at once, in one program
             j2 = None if sym else jnp.asarray(x2, dtype)
             out = engine.fused(leaves, jnp.asarray(x1, dtype), j2)
             out = np.asarray(out, np.float64) if out is not None else np.zeros((n1, n2) + extra)
         else:
-            # Blocks are padded to ``rows``: no longer than the inputs need, cut into equal chunks of
-            # ``micro`` rows (fewer rows per chunk where that pads less; never more rows than before).
-            chunks = -(-min(rows, max(n1, n2)) // micro)
-            micro = -(-min(rows, max(n1, n2)) // chunks)
+            # Blocks of equal size (as few as ``rows`` allows), padded to ``rows`` rows, cut into equal
+            # chunks of ``micro`` rows: never more rows per block or per chunk than the rule allows.
+            n_max = max(n1, n2)
+            per_block = -(-n_max // -(-n_max // rows))
+            chunks = -(-per_block // micro)
+            micro = -(-per_block // chunks)
             rows = chunks * micro
             out = _blocked(engine, leaves, x1, x2, rows, micro, dtype, extra, memory_budget)
     if sym:
@@ -261,7 +263,7 @@ def _blocked(engine: _Engine, leaves, x1, x2, rows, micro, dtype, extra, budget)
     b2 = b1 if sym else [(s, min(s + rows, n2)) for s in range(0, n2, rows)]
 
     def feats(x, s, e):
-        return engine.features_in_chunks(leaves, jnp.asarray(_pad_rows(x[s:e], rows), dtype), micro)
+        return engine.features_in_chunks(leaves, jnp.asarray(_pad_rows(x[s:e], rows), dtype), micro, e - s)
 
     stored, _ = _row_bytes(engine.an, dtype.itemsize)
     keep = stored * (n2 + rows) <= budget
