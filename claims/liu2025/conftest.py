@@ -268,7 +268,7 @@ class Audit:
 
     def rbf_rmse(self) -> np.ndarray:
         """Test RMSE of kernel regression with a Gaussian (RBF) kernel on every trial: a smooth kernel
-        of no network, the rival of ``liu2025.gp_vs_ntk``.
+        not derived from the audited networks, the near rival of ``liu2025.gp_vs_ntk``.
 
         ``k(x, x') = exp(-|x - x'|^2 / (2 l^2))`` with ``l`` the median of the pairwise distances
         between the trial's training inputs (the textbook median heuristic; nothing is fitted to the

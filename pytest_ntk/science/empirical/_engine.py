@@ -256,9 +256,10 @@ def _rows(an, itemsize, outputs, batch_size, budget) -> tuple[int, int]:
     """``(rows, micro)``: rows per block and rows whose features are computed at once.
 
     ``micro`` is the most rows (at most ``rows``, at least one) whose transient work, as estimated
-    from the traced program (:func:`_row_bytes`), fits ``TRANSIENT_SHARE * budget``; ``rows`` is halved from ``batch_size`` until the stored features of
-    two blocks, the transient work of ``micro`` rows and the position-pair Grams of a block pair fit
-    ``budget``, then rounded down to a multiple of ``micro``. Where the transient work is larger than
+    from the traced program (:func:`_row_bytes`), fits ``TRANSIENT_SHARE * budget``; ``rows`` is
+    halved from ``batch_size`` until the stored features of two blocks, the transient work of
+    ``micro`` rows and the position-pair Grams of a block pair fit ``budget``, then rounded down to a
+    multiple of ``micro``. Where the transient work is larger than
     the stored features (convolutions: patches and activations at every position), this keeps the
     peak near the features themselves instead of the transient work of a whole block."""
     stored, transient = _row_bytes(an, itemsize)

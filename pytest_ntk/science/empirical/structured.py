@@ -55,8 +55,8 @@ pair fit ``memory_budget``; features of every ``x2`` block are kept when they fi
 per pair. The transient work (activations, cotangents, convolution patches: for a convolutional net
 many times the stored features) is bounded separately: within a block, features are computed a few
 rows at a time (one compiled call per chunk, written in place into the block's buffer), as many as
-fit an eighth of ``memory_budget`` by the estimate from the traced program (at least one row). The ``(n, P)`` Jacobian exists only for fallback and
-gradient-strategy leaves.
+fit an eighth of ``memory_budget`` by the estimate from the traced program (at least one row). The
+``(n, P)`` Jacobian exists only for fallback and gradient-strategy leaves.
 
 **Limits.** Recognised: ``dot_general`` (either operand, any batch/contracting axes), convolutions
 without feature or batch groups, and the linear uses above, after ``jit``-inlining. Not recognised
