@@ -29,7 +29,8 @@ def _inputs(seed, n, d):
 def _nt_kernels(model, x1, x2):
     nt = oracle.load()
     stax = nt.stax
-    acts = {"relu": stax.Relu, "erf": stax.Erf, "identity": stax.Identity}
+    acts = {"relu": stax.Relu, "erf": stax.Erf, "identity": stax.Identity,
+            "square": lambda: stax.Monomial(2)}
     layers = []
     for _ in range(model.depth):
         layers += [
@@ -58,7 +59,7 @@ def _assert_close(mine, ref, tol=1e-10):
 
 @needs_nt
 @pytest.mark.parametrize("parameterization", ["ntk", "standard"])
-@pytest.mark.parametrize("activation", ["relu", "erf", "identity"])
+@pytest.mark.parametrize("activation", ["relu", "erf", "identity", "square"])
 @pytest.mark.parametrize("depth", [0, 1, 2, 3, 4])
 def test_matches_neural_tangents(activation, depth, parameterization):
     rng = np.random.default_rng(1000 * depth + len(activation) + len(parameterization))
@@ -108,6 +109,7 @@ def _phi(activation):
         "erf": (math.erf, lambda u: 2.0 / math.sqrt(math.pi) * math.exp(-u * u)),
         "tanh": (math.tanh, lambda u: 1.0 / math.cosh(u) ** 2),
         "identity": (lambda u: u, lambda u: 1.0),
+        "square": (lambda u: u * u, lambda u: 2.0 * u),
     }[activation]
 
 
@@ -137,7 +139,7 @@ def _expect1(f, q):
     return integrate.quad(g, -12, 0, epsabs=1e-14)[0] + integrate.quad(g, 0, 12, epsabs=1e-14)[0]
 
 
-@pytest.mark.parametrize("activation", ["relu", "erf", "tanh"])
+@pytest.mark.parametrize("activation", ["relu", "erf", "tanh", "square"])
 @pytest.mark.parametrize("q1,q2,c", [(1.3, 0.8, 0.5), (3.0, 2.0, -2.2), (0.2, 4.0, 0.05)])
 def test_gaussian_expectations_match_adaptive_quadrature(activation, q1, q2, c):
     f, df = _phi(activation)
@@ -302,7 +304,7 @@ def test_standard_ntk_grows_linearly_with_width():
 
 
 # ------------------------------------------------------------------ structure
-@pytest.mark.parametrize("activation", ["relu", "erf", "tanh", "identity"])
+@pytest.mark.parametrize("activation", ["relu", "erf", "tanh", "identity", "square"])
 @pytest.mark.parametrize("parameterization", ["ntk", "standard"])
 def test_gram_is_symmetric_and_psd(activation, parameterization):
     x = _inputs(10, 25, 5)

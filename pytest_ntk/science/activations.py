@@ -16,4 +16,6 @@ ACTIVATIONS = {
     "erf": jax.scipy.special.erf,
     "tanh": jnp.tanh,
     "identity": lambda z: z,
+    # A polynomial: its NTK has finite rank on the sphere (the positive-definiteness claims' control).
+    "square": lambda z: z * z,
 }

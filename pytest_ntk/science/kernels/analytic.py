@@ -43,6 +43,9 @@ Gaussian expectations (``q1 = S(x, x)``, ``q2 = S(y, y)``, ``c = S(x, y)``,
       Sd = (4 / pi) / sqrt((1 + 2 q1)(1 + 2 q2) - 4 c^2)
 
 - identity: ``Sh = c``, ``Sd = 1``.
+- square (``phi(u) = u^2``, ``phi'(u) = 2u``; Isserlis' theorem): ``Sh = q1 q2 + 2 c^2``,
+  ``Sd = 4 c``. Each layer doubles the degree in the inputs, so the NTK of ``L`` hidden layers is a
+  polynomial of degree ``2^L`` in ``<x, x'>`` (on the sphere) and has finite rank there.
 - tanh: no closed form; a 2-D trapezoidal rule in standard-normal coordinates
   ``u = sqrt(q1) z1``, ``v = sqrt(q2) (rho z1 + sqrt(1 - rho^2) z2)`` (see
   :func:`tanh_quadrature_grid`). The integrand is analytic in a strip of half-width
@@ -80,7 +83,7 @@ __all__ = [
     "TANH_QUADRATURE_EPS",
 ]
 
-ACTIVATIONS = ("relu", "erf", "tanh", "identity")
+ACTIVATIONS = ("relu", "erf", "tanh", "identity", "square")
 PARAMETERIZATIONS = ("ntk", "standard")
 
 TANH_QUADRATURE_EPS = 1e-13
@@ -196,6 +199,11 @@ def _identity(q1, q2, c):
     return c.copy(), np.ones_like(c)
 
 
+def _square(q1, q2, c):
+    c = np.asarray(c, dtype=np.float64)
+    return q1 * q2 + 2.0 * c * c, 4.0 * c
+
+
 def tanh_quadrature_grid(q_max: float, eps: float = TANH_QUADRATURE_EPS, safety: float = 0.75):
     r"""Nodes and weights of the trapezoidal rule for ``E[f(z)]``, ``z ~ N(0, 1)``, used for tanh.
 
@@ -266,7 +274,7 @@ def _tanh_diagonal(q):
     return t2 @ w, ((1.0 - t2) ** 2) @ w
 
 
-_EXPECTATIONS = {"relu": _relu, "erf": _erf, "identity": _identity, "tanh": _tanh}
+_EXPECTATIONS = {"relu": _relu, "erf": _erf, "identity": _identity, "tanh": _tanh, "square": _square}
 
 
 def gaussian_expectations(activation: str, q1, q2, c):
@@ -290,6 +298,8 @@ def _diagonal_expectations(activation: str, q):
         )
     if activation == "identity":
         return q.copy(), np.ones_like(q)
+    if activation == "square":
+        return 3.0 * q * q, 4.0 * q
     return _tanh_diagonal(q)
 
 

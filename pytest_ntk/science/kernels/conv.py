@@ -42,9 +42,9 @@ offsets are independent. Then for ``l = 1, ..., L``:
 (Novak et al. 2019 eq. 7-8; Arora et al. 2019 eq. 7-10, their ``c_phi`` folded into the dual
 activations as in neural-tangents). The dual activations are the closed forms of
 :mod:`pytest_ntk.science.kernels.analytic` (relu: arc-cosine kernels; erf: Williams 1997;
-identity; tanh by quadrature, slow), applied elementwise: only the variances at the two
-positions, ``S^l(x, x)[s, s]`` and ``S^l(y, y)[s', s']``, enter, so they are carried per input by
-a cheap diagonal recursion (``q[i, h, w]``). In a Gram matrix (``x2=None``) the entries
+identity; square by Isserlis' theorem; tanh by quadrature, slow), applied elementwise: only the
+variances at the two positions, ``S^l(x, x)[s, s]`` and ``S^l(y, y)[s', s']``, enter, so they are
+carried per input by a cheap diagonal recursion (``q[i, h, w]``). In a Gram matrix (``x2=None``) the entries
 ``(i, i, s, s)`` use the 1-D forms (``rho = 1`` exactly), as in :mod:`.analytic`.
 
 Readout (a dense layer with ``f_r`` inputs on the readout features ``g``):
