@@ -10,10 +10,13 @@ CPU cores; ``paper`` is the published scale (a GPU). The network of the paper's 
     ``n_circle``: inputs ``x_i = (cos g_i, sin g_i)`` on the unit circle (``data.circle``), as in Fig. 1.
     ``widths``, ``seeds``: widths and independent initialisations per width (Fig. 1 shows widths
     500 and 10000, ten networks each; quick spans 32..1024 with 24 seeds so the slope has a CI).
-``pd`` -- claims ``jacot2018.ntk_positive_definite`` and ``..._identity_control`` (Proposition 2):
-    ``n_points`` distinct points on the sphere S^(``dim`` - 1); the analytic Gram of a network of
-    ``depth`` hidden layers; ``margin``: the smallest eigenvalue must exceed
-    ``margin * n_points * eps_float64 * lambda_max`` (see the claim's docstring). No network is
+``pd`` -- claims ``jacot2018.ntk_positive_definite``, ``..._identity_control`` and
+    ``..._quadratic_control`` (Proposition 2): ``n_points`` distinct points on the sphere
+    S^(``dim`` - 1), the same for every activation; the analytic Gram of a network of ``depth``
+    hidden layers; ``margin``: the smallest eigenvalue must exceed
+    ``margin * n_points * eps_float64 * lambda_max`` (see the claim's docstring). ``n_points`` must
+    exceed the rank bound of the quadratic network's NTK on the sphere (81 for depth 3 on S^2), or
+    the test could not tell a polynomial activation from a non-polynomial one. No network is
     trained: both profiles are the same.
 ``decay`` -- claim ``jacot2018.residual_decay`` (Section 5, least-squares regression):
     ``depth``, ``width``: the network trained (quick: one hidden layer, the smallest depth of
@@ -41,7 +44,7 @@ SETTINGS = {
     "quick": {
         "convergence": {"depth": 3, "activation": "relu", "W_std": 1.0, "b_std": 0.1, "n_circle": 8,
                         "widths": [32, 64, 128, 256, 512, 1024], "seeds": 24},
-        "pd": {"depth": 3, "W_std": 1.0, "b_std": 0.1, "n_points": 64, "dim": 3, "margin": 100.0},
+        "pd": {"depth": 3, "W_std": 1.0, "b_std": 0.1, "n_points": 128, "dim": 3, "margin": 100.0},
         "decay": {"depth": 1, "width": 4096, "activation": "relu", "W_std": 1.0, "b_std": 0.1,
                   "n": 16, "dim": 3, "top_k": 4, "lr_fraction": 0.05, "horizon": 3.0, "chunks": 8,
                   "seeds": 3},
@@ -49,7 +52,7 @@ SETTINGS = {
     "paper": {
         "convergence": {"depth": 3, "activation": "relu", "W_std": 1.0, "b_std": 0.1, "n_circle": 16,
                         "widths": [125, 250, 500, 1000, 2000, 4000, 10000], "seeds": 32},
-        "pd": {"depth": 3, "W_std": 1.0, "b_std": 0.1, "n_points": 64, "dim": 3, "margin": 100.0},
+        "pd": {"depth": 3, "W_std": 1.0, "b_std": 0.1, "n_points": 128, "dim": 3, "margin": 100.0},
         "decay": {"depth": 3, "width": 8192, "activation": "relu", "W_std": 1.0, "b_std": 0.1,
                   "n": 32, "dim": 3, "top_k": 4, "lr_fraction": 0.05, "horizon": 3.0, "chunks": 16,
                   "seeds": 4},
@@ -89,6 +92,42 @@ def _convergence(settings: dict, base_seed: int) -> dict:
 def ntk_convergence(run) -> dict:
     """Relative distances of empirical NTKs to the analytic limit, (len(widths), seeds)."""
     return _convergence(run.settings["convergence"], run.base_seed)
+
+
+# ---------------------------------------------------------------------------- claim (b)
+PD_ACTIVATIONS = ("relu", "erf", "identity", "square")
+
+
+def sphere_polynomial_dimension(degree: int, dim: int) -> int:
+    """Dimension of the polynomials of degree <= ``degree`` restricted to the sphere S^(dim - 1):
+    the homogeneous polynomials of degrees ``degree`` and ``degree - 1`` in ``dim`` variables
+    (spherical harmonics of degree <= ``degree``), ``C(p + d - 1, d - 1) + C(p + d - 2, d - 1)``.
+    A dot-product kernel that is a polynomial of degree ``p`` in ``<x, x'>`` has rank at most this
+    on the sphere ((p + 1)^2 on S^2)."""
+    return math.comb(degree + dim - 1, dim - 1) + math.comb(degree + dim - 2, dim - 1)
+
+
+def _pd_spectra(settings: dict, base_seed: int) -> dict:
+    """Eigenvalues (ascending) of the analytic NTK Gram of each of :data:`PD_ACTIVATIONS` on the same
+    ``n_points`` points of the sphere (drawn with the seed of ``jacot2018.ntk_positive_definite``)."""
+    from pytest_ntk.science import data
+    from pytest_ntk.science.nets import FullyConnected
+
+    s = settings
+    x = data.sphere(s["n_points"], s["dim"], derive_seed(base_seed, "jacot2018.ntk_positive_definite"))
+    out = {"x": x, "bound": s["margin"] * s["n_points"] * float(np.finfo(np.float64).eps),
+           # Theta_inf of the square network: a polynomial of degree 2^depth in <x, x'>
+           "square_rank_bound": sphere_polynomial_dimension(2 ** s["depth"], s["dim"])}
+    for activation in PD_ACTIVATIONS:
+        model = FullyConnected(s["depth"], 1, activation, W_std=s["W_std"], b_std=s["b_std"])
+        out[activation] = np.linalg.eigvalsh(model.ntk(x))
+    return out
+
+
+@suite.computation(uses="pd")
+def pd_spectra(run) -> dict:
+    """Spectra of the analytic NTK Grams of the positive-definiteness claims and their controls."""
+    return _pd_spectra(run.settings["pd"], run.base_seed)
 
 
 # ---------------------------------------------------------------------------- claim (c)

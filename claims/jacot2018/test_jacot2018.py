@@ -71,18 +71,6 @@ def test_ntk_convergence(claim, ntk_convergence):
     claim.attach("distances", {"widths": widths.tolist(), "distances": d.tolist()})
 
 
-def _pd_ratio(activation: str, s: dict, seed: int):
-    from pytest_ntk.science import data
-    from pytest_ntk.science.nets import FullyConnected
-
-    x = data.sphere(s["n_points"], s["dim"], seed)
-    model = FullyConnected(s["depth"], 1, activation, W_std=s["W_std"], b_std=s["b_std"])
-    gram = model.ntk(x)
-    lam = np.linalg.eigvalsh(gram)
-    bound = s["margin"] * s["n_points"] * EPS
-    return lam, bound
-
-
 PD_DOC = """
     Source (arXiv:1806.07572, Section 4.2, Proposition 2; quoted from the paper, not verbatim from
     a stored copy): "For a non-polynomial Lipschitz nonlinearity sigma, for any input dimension
@@ -94,15 +82,32 @@ PD_DOC = """
     exact for a perturbation of norm about ``n * eps * ||K||_2`` (backward stability of the
     symmetric eigensolver), and each analytic entry carries a relative error of a few eps (an
     entrywise perturbation of spectral norm <= n * max|E_ij|). So only
-    ``lambda_min / lambda_max > margin * n * eps`` with ``margin = 100`` (1.4e-12 at n = 64)
+    ``lambda_min / lambda_max > margin * n * eps`` with ``margin = 100`` (2.8e-12 at n = 128)
     certifies a positive smallest eigenvalue; a computed value below it cannot be told from 0.
 
     No rival prediction (a bound, ``at_least``): Proposition 2 says only that lambda_min > 0, and
     no competing theory predicts a particular positive value of lambda_min / lambda_max that the
     measurement could be told apart from. The alternative is the bound's negation -- a singular
-    Gram, lambda_min = 0 within rounding -- and the test shows it can detect that: the identity
-    control (a polynomial activation, rank <= dim + 1) runs the same computation and FAILS.
+    Gram -- and two negative controls run the same test on the same points with polynomial
+    activations, whose NTK has finite rank on the sphere: the identity (rank <= dim + 1) and the
+    square (phi(z) = z^2: each layer doubles the degree, so with 3 hidden layers Theta_inf is a
+    polynomial of degree 8 in <x, x'>, of rank <= (8 + 1)^2 = 81 on S^2). The number of points,
+    128, exceeds that rank: on the 64 points of earlier versions the square network's Gram was
+    nonsingular and passed the test (found by an outside review), so the test could not tell a
+    non-polynomial activation from a quadratic one. What 128 points cannot exclude: a polynomial of
+    degree 3 or more (rank (27 + 1)^2 = 784 and up). The price: erf's NTK, analytic with fast-decaying
+    harmonic coefficients, has eigenvalues that fall quickly with the number of points, and its
+    ratio at 128 points comes within one to two orders of magnitude of the bound.
 """
+
+
+def _spectrum_row(activation: str, lam: np.ndarray, bound: float) -> list:
+    rank = int(np.sum(lam > bound * lam[-1]))
+    return [activation, float(lam[0]), float(lam[-1]), float(lam[0] / lam[-1]), float(bound), rank]
+
+
+SPECTRUM_COLUMNS = ["activation", "lambda_min", "lambda_max", "lambda_min / lambda_max", "bound",
+                    "numerical rank"]
 
 
 @pytest.mark.parametrize("activation", ["relu", "erf"])
@@ -114,16 +119,15 @@ PD_DOC = """
         "restricted to the unit sphere is positive definite: the analytic Gram on ${pd.n_points} "
         "distinct points of the unit sphere in R^${pd.dim} has lambda_min / lambda_max above "
         "${pd.margin} n eps_float64 (network of Fig. 1: ${pd.depth} hidden layers, beta = ${pd.b_std}). "
-        "No training (${profile} profile)."
+        "The number of points exceeds the rank of the same network's NTK with a quadratic activation "
+        "(the quadratic control). No training (${profile} profile)."
     ),
     expect="holds",
 )
-def test_ntk_positive_definite(claim, settings, activation):
-    s = settings["pd"]
-    lam, bound = _pd_ratio(activation, s, claim.seed)
+def test_ntk_positive_definite(claim, pd_spectra, activation):
+    lam, bound = pd_spectra[activation], pd_spectra["bound"]
     claim.at_least(lam[0] / lam[-1], bound, name=f"lambda_min / lambda_max of the {activation} NTK Gram")
-    claim.table("spectrum", ["activation", "lambda_min", "lambda_max", "lambda_min / lambda_max", "bound"],
-                [[activation, float(lam[0]), float(lam[-1]), float(lam[0] / lam[-1]), float(bound)]])
+    claim.table("spectrum", SPECTRUM_COLUMNS, [_spectrum_row(activation, lam, bound)])
 
 
 @pytest.mark.claim(
@@ -131,24 +135,51 @@ def test_ntk_positive_definite(claim, settings, activation):
     source="arXiv:1806.07572, Proposition 2 (its hypothesis: a non-polynomial activation)",
     statement=(
         "Negative control: with the identity activation (a polynomial) every layer is linear, so "
-        "Theta_inf(x, x') = a <x, x'> + b has rank at most dim + 1 = ${pd.dim} + 1; on ${pd.n_points} "
-        "points of the unit sphere in R^${pd.dim} the same positive-definiteness test as for ReLU/erf "
-        "must fail (lambda_min / lambda_max below ${pd.margin} n eps)."
+        "Theta_inf(x, x') = a <x, x'> + b has rank at most dim + 1 = ${pd.dim} + 1; on the same "
+        "${pd.n_points} points of the unit sphere in R^${pd.dim} the same positive-definiteness test as "
+        "for ReLU/erf must fail (lambda_min / lambda_max below ${pd.margin} n eps)."
     ),
     expect="fails",
 )
-def test_ntk_positive_definite_identity_control(claim, settings):
+def test_ntk_positive_definite_identity_control(claim, settings, pd_spectra):
     s = settings["pd"]
-    lam, bound = _pd_ratio("identity", s, claim.seed)
-    rank = int(np.sum(lam > bound * lam[-1]))
-    claim.table("spectrum", ["activation", "lambda_min", "lambda_max", "numerical rank", "dim + 1", "points"],
-                [["identity", float(lam[0]), float(lam[-1]), rank, s["dim"] + 1, s["n_points"]]])
+    lam, bound = pd_spectra["identity"], pd_spectra["bound"]
+    claim.table("spectrum", SPECTRUM_COLUMNS + ["rank bound dim + 1", "points"],
+                [_spectrum_row("identity", lam, bound) + [s["dim"] + 1, s["n_points"]]])
     claim.at_least(lam[0] / lam[-1], bound, name="lambda_min / lambda_max of the identity NTK Gram")
+
+
+@pytest.mark.claim(
+    "jacot2018.ntk_positive_definite_quadratic_control",
+    source="arXiv:1806.07572, Proposition 2 (its hypothesis: a non-polynomial activation)",
+    statement=(
+        "Negative control at the nearest polynomial: with phi(z) = z^2 each layer doubles the degree, "
+        "so the NTK of ${pd.depth} hidden layers is a polynomial of degree 2^${pd.depth} in <x, x'> and "
+        "has rank at most the dimension of the polynomials of that degree on the sphere (81 on S^2 "
+        "for depth 3), below the ${pd.n_points} points; on the same points the same "
+        "positive-definiteness test as for ReLU/erf must fail (lambda_min / lambda_max below "
+        "${pd.margin} n eps)."
+    ),
+    expect="fails",
+)
+def test_ntk_positive_definite_quadratic_control(claim, settings, pd_spectra):
+    s = settings["pd"]
+    rank_bound = pd_spectra["square_rank_bound"]
+    if rank_bound >= s["n_points"]:
+        raise ValueError(f"jacot2018.ntk_positive_definite_quadratic_control: pd.n_points = {s['n_points']} "
+                         f"must exceed the quadratic network's rank bound {rank_bound} (depth {s['depth']}, "
+                         f"dim {s['dim']}), or the control cannot fail")
+    lam, bound = pd_spectra["square"], pd_spectra["bound"]
+    claim.table("spectrum", SPECTRUM_COLUMNS + ["rank bound", "points"],
+                [_spectrum_row("square", lam, bound) + [rank_bound, s["n_points"]]])
+    claim.at_least(lam[0] / lam[-1], bound, name="lambda_min / lambda_max of the square-activation NTK Gram")
 
 
 test_ntk_positive_definite.__doc__ = "Smallest eigenvalue of the analytic NTK Gram on the sphere, relative to the largest." + PD_DOC
 test_ntk_positive_definite_identity_control.__doc__ = (
     "The same test on the identity activation; its Gram is singular in exact arithmetic." + PD_DOC)
+test_ntk_positive_definite_quadratic_control.__doc__ = (
+    "The same test on the square activation; its Gram has rank <= 81 < 128 in exact arithmetic." + PD_DOC)
 
 
 def _discrete_coefficients(kernel: np.ndarray, V: np.ndarray, lr: float, steps: np.ndarray):
