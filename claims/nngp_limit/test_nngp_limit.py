@@ -187,12 +187,14 @@ def _ks(claim, outputs, alpha: float, label: str):
     claim.at_least(res.pvalue, alpha, name=f"KS p-value of whitened outputs vs N(0, 1), {label}")
 
 
-def _fourth_moments(outputs) -> np.ndarray:
-    """Per network: the mean over inputs of ``z^4``, ``z = L^{-1} f`` for readout unit 0, (networks,)."""
-    f, K = outputs["f"], outputs["nngp"]
+def _fourth_moments(f: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Per network: the mean over inputs and readout units of ``z^4``, ``z = L^{-1} f`` (``L L^T = K``)
+    for each unit; ``f`` (networks, inputs, units) -> (networks,). The units of one network share
+    its hidden layers, so the networks, not the units, are the independent samples."""
+    S, n, U = f.shape
     L = np.linalg.cholesky(K)
-    z = scipy.linalg.solve_triangular(L, f[:, :, 0].T, lower=True)  # (inputs, networks)
-    return np.mean(z**4, axis=0)
+    z = scipy.linalg.solve_triangular(L, f.transpose(1, 0, 2).reshape(n, S * U), lower=True)
+    return np.mean(z.reshape(n, S, U) ** 4, axis=(0, 2))
 
 
 @pytest.mark.claim(
@@ -202,24 +204,29 @@ def _fourth_moments(outputs) -> np.ndarray:
         "At initialization the outputs of a wide network are Gaussian with the NNGP covariance: the "
         "whitened outputs of ${covariance.seeds} independent width-${covariance.width} networks (one "
         "readout unit each, ${model.n_inputs} inputs) pass a Kolmogorov-Smirnov test against N(0, 1) at "
-        "level ${normality.alpha}, and their fourth moment is that of N(0, 1) (3, within 1), not the "
-        "heavy tail of a network that does not approach the Gaussian limit (the width-"
-        "${normality.narrow_width} networks' fourth moment) (${profile} profile)."
+        "level ${normality.alpha}, and their fourth moment over all readout units is that of N(0, 1) (3, "
+        "within ${normality.m4_atol}), not the heavier tail of a network that does not approach the "
+        "Gaussian limit (the width-${normality.narrow_width} networks' fourth moment, or the width-"
+        "${kurtosis.widths.0} networks') (${profile} profile)."
     ),
     expect="holds",
 )
-def test_gaussian_wide(claim, wide_outputs, narrow_outputs, settings):
+def test_gaussian_wide(claim, wide_outputs, narrow_outputs, kurtosis_outputs, settings):
     _ks(claim, wide_outputs, settings["normality"]["alpha"], f"width {wide_outputs['width']}")
-    m4 = _fourth_moments(wide_outputs)
-    m4_narrow = _fourth_moments(narrow_outputs)
-    claim.samples(m4, predicted=3.0, atol=1.0,
+    m4 = _fourth_moments(wide_outputs["f"], wide_outputs["nngp"])
+    m4_narrow = _fourth_moments(narrow_outputs["f"], narrow_outputs["nngp"])
+    w_near = min(kurtosis_outputs["widths"])
+    m4_near = _fourth_moments(kurtosis_outputs["f"][w_near], kurtosis_outputs["nngp"])
+    claim.samples(m4, predicted=3.0, atol=settings["normality"]["m4_atol"],
                   rivals={f"no Gaussian limit: the width-{narrow_outputs['width']} networks' fourth moment":
-                          float(m4_narrow.mean())},
+                          float(m4_narrow.mean()),
+                          f"no approach to the limit beyond width {w_near}: the width-{w_near} networks' "
+                          "fourth moment": float(m4_near.mean())},
                   name=f"E[z^4] of whitened outputs, width {wide_outputs['width']} (N(0, 1): 3)")
-    claim.table("fourth moment of the whitened outputs (one unit per network)",
+    claim.table("fourth moment of the whitened outputs (all readout units; one value per network)",
                 ["width", "networks", "mean z^4", "SD of per-network mean z^4", "N(0, 1)"],
-                [[int(o["width"]), int(v.size), float(v.mean()), float(v.std(ddof=1)), 3.0]
-                 for o, v in ((wide_outputs, m4), (narrow_outputs, m4_narrow))])
+                [[int(w), int(v.size), float(v.mean()), float(v.std(ddof=1)), 3.0]
+                 for w, v in ((wide_outputs["width"], m4), (w_near, m4_near), (narrow_outputs["width"], m4_narrow))])
 
 
 @pytest.mark.claim(
@@ -238,14 +245,24 @@ def test_gaussian_narrow_control(claim, narrow_outputs, settings):
 
 
 test_gaussian_wide.__doc__ = "Whitened outputs of wide networks vs N(0, 1)." + NORMALITY_DOC + """
-    Second measurement, with a rival: the fourth moment. Per network, ``m_s = mean_x z_s(x)^4``
-    over its 4 whitened components (one readout unit); under the limit ``E[m_s] = 3`` exactly.
-    Tolerance (chosen before running): atol 1.0. Under N(0, 1), ``z^4`` has variance 105 - 9 = 96,
-    so ``m_s`` has SD ~4.9 and the mean over 400 networks a 95% CI of about +-0.5; the finite-width
-    scale mixture raises ``E[z^4]`` by ``3 Var[K_hat]/K^2 ~ 0.06`` at width 512; 1.0 covers both
-    with a margin. Rival: no Gaussian limit -- the outputs' shape does not change with width, so
-    the wide networks' fourth moment is the width-2 networks' (measured on the control's
-    networks, whitened the same way; judged with the same CI and tolerance).
+    Second measurement, with rivals: the fourth moment. Per network, ``m_s`` is the mean of
+    ``z^4`` over its 4 whitened inputs and all its readout units (the units are i.i.d. given the
+    network's hidden layers, and their marginal over networks is the output distribution tested);
+    under the limit ``E[m_s] = 3`` exactly, and the networks are the independent samples of the CI.
+    Tolerance ``normality.m4_atol = 0.25``. The finite-width scale mixture raises ``E[z^4]`` by the
+    excess kurtosis ``3 Var[K_hat]/K^2``, which ``kurtosis_vanishes`` measures as about 24-30 / width
+    (0.05-0.06 at width 512); averaged over 256 units the per-network value has an SD of at most
+    about 1 (measured: about 0.5), so 400 networks give a CI of +-0.05 to +-0.1; 0.25 covers both
+    with a margin and rejects an excess kurtosis above about 0.35 (networks of width below about 80). History: a first version used one
+    unit per network (SD ~5, CI +-0.5-0.65) with atol 1.0, as wide as a width-30 network's excess
+    kurtosis; an outside review found it could not tell width 512 from width 30, and at seed 1 it
+    read INCONCLUSIVE (3.41, CI of the gap to 1.06). Using every unit and the tighter tolerance was
+    decided after those runs; the tolerance is tighter, not looser, and derived from the kurtosis
+    claim's rate, not from this claim's result. Rivals (judged with the same CI and tolerance): no
+    Gaussian limit -- the outputs' shape does not change with width, so the wide networks' fourth
+    moment is the width-2 networks'; and its near form, no approach to the limit beyond the
+    narrowest width of the kurtosis grid (width 32: about 4.0) -- both measured on those networks,
+    whitened the same way.
 """
 test_gaussian_narrow_control.__doc__ = "The same test on width-2 networks (expected to reject)." + NORMALITY_DOC
 
