@@ -30,7 +30,7 @@ def _images(seed, n, h=8, w=7, c=3):
 # ------------------------------------------------------------------ neural-tangents oracle
 def _nt_layers(net: ConvNet):
     stax = oracle.load().stax
-    acts = {"relu": stax.Relu, "erf": stax.Erf, "identity": stax.Identity}
+    acts = {"relu": stax.Relu, "erf": stax.Erf, "identity": stax.Identity, "square": lambda: stax.Monomial(2)}
     layers = []
     for _ in range(net.depth):
         layers += [
@@ -87,6 +87,7 @@ NT_CASES = {
     "identity-SAME-k3x2-s2x1-d2-avgpool": (2, (3, 2), (2, 1), "SAME", "identity", "avg_pool",
                                            ((2, 1), (1, 2), "SAME"), "ntk"),
     "relu-SAME-d0-global": (0, 3, 1, "SAME", "relu", "global_avg", None, "ntk"),
+    "square-SAME-s1-d2-global": (2, 3, 1, "SAME", "square", "global_avg", None, "ntk"),
     "standard-relu-SAME-s1-d2-global": (2, 3, 1, "SAME", "relu", "global_avg", None, "standard"),
     "standard-erf-VALID-s1-d2-flatten": (2, 3, 1, "VALID", "erf", "flatten", None, "standard"),
     "standard-relu-SAME-s2-d1-avgpool2s2": (1, 3, 2, "SAME", "relu", "avg_pool", (2, 2, "VALID"),
@@ -162,7 +163,7 @@ def _fc_params(params):
 
 
 @pytest.mark.parametrize("parameterization", ["ntk", "standard"])
-@pytest.mark.parametrize("activation", ["relu", "erf", "tanh", "identity"])
+@pytest.mark.parametrize("activation", ["relu", "erf", "tanh", "identity", "square"])
 @pytest.mark.parametrize("depth", [0, 1, 2, 3])
 def test_one_pixel_images_are_a_fully_connected_network(depth, activation, parameterization):
     """On 1x1 images, 1x1 SAME convolutions are dense layers and every readout is the identity map.

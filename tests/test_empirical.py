@@ -14,7 +14,7 @@ from pytest_ntk.science.errors import NumericalError
 from pytest_ntk.science.nets import FullyConnected
 from pytest_ntk.science.numerics import x64
 
-ACTS = ["relu", "erf", "tanh", "identity"]
+ACTS = ["relu", "erf", "tanh", "identity", "square"]
 needs_oracle = pytest.mark.skipif(not oracle.available(), reason=oracle.reason())
 
 
@@ -80,7 +80,7 @@ def test_structured_matches_generic_float32(activation, depth):
 
     The parameterization alternates with depth, so both meet every activation.
     """
-    parameterization = ("ntk", "standard")[depth % 2 ^ (activation in ("erf", "identity"))]
+    parameterization = ("ntk", "standard")[depth % 2 ^ (activation in ("erf", "identity", "square"))]
     model = FullyConnected(depth, 12, activation, W_std=1.3, b_std=0.4, parameterization=parameterization)
     _check_against_generic(model, _params(model, 3), 1e-5)
 
