@@ -94,18 +94,24 @@ PD_DOC = """
     polynomial of degree 8 in <x, x'>, of rank <= (8 + 1)^2 = 81 on S^2). The number of points,
     128, exceeds that rank: on the 64 points of earlier versions the square network's Gram was
     nonsingular and passed the test (found by an outside review), so the test could not tell a
-    non-polynomial activation from a quadratic one. What 128 points cannot exclude: a polynomial of
-    degree 3 or more (rank (27 + 1)^2 = 784 and up).
+    non-polynomial activation from a quadratic one. What no number of points can exclude here: a
+    polynomial of degree 3 or more (rank (27 + 1)^2 = 784 and up), because erf's own margin runs out
+    first (below).
 
     The points are a Fibonacci lattice on S^2 (``conftest.spread_sphere_points``; no seed: the
     kernels depend on <x, x'> only, so a rotation would not change a spectrum), not i.i.d. uniform
-    draws. erf's NTK is smooth, and two inputs a few thousandths apart drive its smallest eigenvalue
-    below float64's resolution: with i.i.d. draws of 128 points a review's check found erf's ratio
-    below the bound at 9 of 40 base seeds (nearest pairs 0.004-0.009 apart), which the bound would
-    have reported as FAILS -- a false refutation by rounding. On the lattice (nearest neighbours
-    about 0.3 apart) erf's ratio is 2.7e-8, ReLU's 1.1e-3, and the square network's Gram still has
-    numerical rank 81. Proposition 2 holds for any distinct points; spreading them is a choice of
-    where the arithmetic can certify it, made after that check.
+    draws. erf's NTK is smooth, and on 128 i.i.d. uniform points its ratio ranged over 2.7e-14 ..
+    3.2e-10 across 40 base seeds (a review's check), below the bound at 9 of them -- which the bound
+    would have reported as FAILS, a refutation by rounding; the smallest eigenvalue depends on the
+    whole configuration, not only on the closest pair. On the lattice (nearest neighbours 0.27-0.30
+    apart) erf's ratio is 2.7e-8 (about 85 times the best of those 40 random draws: a near-best-case
+    configuration), ReLU's 1.1e-3, and the square network's Gram keeps numerical rank 81. The window
+    is narrow: on the lattice erf's ratio falls to 1.5e-10 at 200 points, to the bound at 256 and
+    below it at 320, so with float64 and this bound the test can separate erf from a quadratic
+    activation (81 < n <~ 256) but never from a cubic one. Proposition 2 holds for any distinct points;
+    spreading them chooses where the arithmetic can certify it, a choice made after that check. The
+    lattice has no antipodal pairs, so a failure of positive-definiteness that needs both x and -x
+    (a kernel with only even or only odd harmonics) is not probed.
 """
 
 

@@ -15,7 +15,7 @@ and Matthews et al. (2018), *Gaussian Process Behaviour in Wide Deep Neural Netw
 ``normality`` -- claims ``nngp_limit.gaussian_wide`` and ``nngp_limit.gaussian_narrow_control``:
     the wide networks are those of ``covariance`` (the same draws); ``narrow_width`` and
     ``seeds`` for the control; ``alpha``: the Kolmogorov-Smirnov test's level; ``m4_atol``: the
-    tolerance on the whitened outputs' fourth moment (the claim explains it).
+    tolerance on the whitened outputs' standardised fourth moment E[z^4]/E[z^2]^2 (the claim explains it).
 ``kurtosis`` -- claim ``nngp_limit.kurtosis_vanishes``: ``widths``; ``seeds`` networks per width
     in ``groups`` independent groups (one excess-kurtosis estimate per group, so the slope has
     replicates at each width).

@@ -3,7 +3,8 @@ is the NNGP kernel. Lee, Bahri, Novak, Schoenholz, Pennington & Sohl-Dickstein (
 arXiv:1711.00165, Section 2; Matthews, Rowland, Hron, Turner & Ghahramani (2018),
 arXiv:1804.11271 (convergence in distribution as the widths grow). Settings per profile: ``conftest.py``.
 
-How normality is tested (decided before running). Given its hidden layers, a network's ``out_dim``
+How normality is tested (decided before running, except the standardised fourth moment of
+``gaussian_wide``, whose docstring says when and why it was chosen). Given its hidden layers, a network's ``out_dim``
 readout units are independent Gaussians with covariance ``K_hat`` (the empirical NNGP of those
 hidden layers), whatever the width: within one network the outputs are Gaussian by
 construction, and the only way they can fail to be Gaussian is *across* networks, through the
@@ -197,7 +198,8 @@ def _standardised_fourth_moment(f: np.ndarray, K: np.ndarray, confidence: float 
     ``z^2`` over its inputs and units; ``kappa_hat = mean(a) / mean(b)^2``. The networks are
     independent draws (the units of one network share its hidden layers), so the interval uses the
     per-network influence ``a_s / m2^2 - 2 m4 b_s / m2^3`` (``m4``, ``m2`` the pooled means): half-width
-    ``z_(1+c)/2 * SD(influence) / sqrt(networks)``. Returns ``(kappa_hat, (lo, hi))``.
+    ``z_(1+c)/2 * SD(influence) / sqrt(networks)`` (the influence function up to an additive
+constant, which the SD ignores). Returns ``(kappa_hat, (lo, hi))``.
     """
     S, n, U = f.shape
     L = np.linalg.cholesky(K)
@@ -270,7 +272,8 @@ test_gaussian_wide.__doc__ = "Whitened outputs of wide networks vs N(0, 1)." + N
     Tolerance ``normality.m4_atol = 0.25``: the finite-width excess at width 512 (``kurtosis_vanishes``
     measures excess x width of about 24-30 on the unwhitened outputs: 0.05-0.06; an empirical rate,
     not a derived one) plus the interval (about +-0.02 with 400 networks of 256 units), with a margin;
-    it rejects a value beyond about 3.3 (networks narrower than about 100).
+    it rejects a value beyond about 3.3 (networks narrower than about 105-130, by this statistic's
+    excess x width of 28-35 at seeds 0 and 1) and cannot tell width 512 from width 128 (about 3.23).
 
     History: a first version judged the per-network mean of ``z^4`` over one unit (SD 5-6.6 per
     network, CI +-0.5-0.65) against 3 +- 1.0 -- as wide as a width-30 network's excess kurtosis, so
@@ -284,8 +287,9 @@ test_gaussian_wide.__doc__ = "Whitened outputs of wide networks vs N(0, 1)." + N
     not change with width, so the wide networks' ``kappa`` is the width-2 networks'; and its near
     form, no approach to the limit beyond the narrowest width of the kurtosis grid (width 32, about
     4). Both are measured on those networks, whitened the same way, and carry their own sampling
-    error (their intervals are in the table; about +-0.1 at width 32), which the judgement ignores:
-    the verdict only needs them well outside the band.
+    error (their intervals are in the table; about +-0.1 at width 32; at width 2 the per-network
+    moments are so heavy-tailed that the delta-method interval is not reliable), which the judgement
+    ignores: the verdict only needs them well outside the band.
 """
 test_gaussian_narrow_control.__doc__ = "The same test on width-2 networks (expected to reject)." + NORMALITY_DOC
 
