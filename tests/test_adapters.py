@@ -377,6 +377,35 @@ def test_equinox_make_is_checked_like_nnx():
         wrong.init(jax.random.PRNGKey(0), D)
 
 
+def test_make_must_build_the_wrapped_class():
+    """A make(key) whose model has the same parameter shapes but another class (another forward
+    pass) is refused: the adapter would apply the wrapped model's code to its weights."""
+    nnx = _need("nnx")
+    eqx = _need("equinox")
+    mlp = _nnx_mlp_class()
+
+    class TanhMLP(mlp):
+        def __call__(self, x):
+            for layer in self.layers[:-1]:
+                x = jnp.tanh(layer(x))
+            return self.layers[-1](x)
+
+    other = adapters.from_nnx(_nnx_mlp([D, 8, 1], nnx.Rngs(0)), make=lambda key: TanhMLP([D, 8, 1], nnx.Rngs(key)))
+    with pytest.raises(ValueError, match=r"from_nnx: make\(key\) built a .*TanhMLP but the wrapped model is a .*MLP"):
+        other.init(jax.random.PRNGKey(0), D)
+
+    class Doubled(eqx.Module):
+        inner: eqx.Module
+
+        def __call__(self, x):
+            return 2.0 * self.inner(x)
+
+    model = _equinox_mlp([D, 8, 1], jax.random.PRNGKey(0))
+    wrapped = adapters.from_equinox(Doubled(model), make=lambda key: _equinox_mlp([D, 8, 1], key))
+    with pytest.raises(ValueError, match=r"from_equinox: make\(key\) built a .*MLP but the wrapped model is a .*Doubled"):
+        wrapped.init(jax.random.PRNGKey(0), D)
+
+
 def test_describe_is_json_ready_and_tells_models_apart():
     from pytest_ntk.science.cache import canonical_json
 

@@ -202,13 +202,20 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _made_params(make, key, module_type, type_name: str, extract, reference, what: str):
+def _made_params(make, key, module_type, type_name: str, extract, reference, what: str, wrapped_type):
     """The parameters (``extract(model)``) of ``model = make(key)``; ValueError unless ``model`` is a
-    ``module_type`` whose parameters have the structure and shapes of ``reference``."""
+    ``module_type`` of exactly the wrapped model's class (``wrapped_type``) whose parameters have the
+    structure and shapes of ``reference``. Only the parameters are used: the adapter applies the
+    wrapped model's own code and non-parameter parts, which are not compared."""
     model = make(key)
     if not isinstance(model, module_type):
         raise ValueError(  # noqa: TRY004 (house rule)
             f"{what}: make(key) must return an {type_name}, got {type(model).__name__}"
+        )
+    if type(model) is not wrapped_type:
+        raise ValueError(
+            f"{what}: make(key) built a {_qualname(type(model))} but the wrapped model is a "
+            f"{_qualname(wrapped_type)}; make must build the same architecture (only its parameters are used)"
         )
     params = extract(model)
     _tree_matches(reference, params, what)
@@ -321,7 +328,7 @@ class NnxAdapter(Adapter):
             return self.params
         nnx = self._nnx
         return _made_params(self.make, key, nnx.Module, "nnx.Module", lambda m: nnx.state(m, nnx.Param),
-                            self.params, "from_nnx")
+                            self.params, "from_nnx", self.model_type)
 
     def _apply(self, params, x):
         return self._nnx.merge(self.graphdef, params, self.rest)(x)
@@ -346,7 +353,11 @@ def from_nnx(model=None, *, make: Callable | None = None, squeeze: bool = True) 
     state is held fixed. ``apply(params, x)`` is ``nnx.merge(graphdef, params, rest)(x)`` on the
     batch ``x``. ``make(key) -> nnx.Module`` builds the same architecture from a key, for fresh
     draws (``init``); instead of a model you may pass ``make`` alone (``from_nnx(make=...)`` builds
-    the model with key 0). ``adapter.params`` are the wrapped model's weights.
+    the model with key 0). Only the ``nnx.Param`` state of ``make(key)``'s model is used: ``apply``
+    runs the wrapped model's graph and other state, so ``make`` must build the same class (checked)
+    with parameters of the same structure and shapes (checked); attributes outside the parameters,
+    such as an activation chosen by a constructor argument, are not compared.
+    ``adapter.params`` are the wrapped model's weights.
     """
     if model is None:
         if make is None:
@@ -441,7 +452,8 @@ class EquinoxAdapter(Adapter):
             return self.params
         eqx = self._eqx
         return _made_params(self.make, key, eqx.Module, "equinox.Module",
-                            lambda m: eqx.filter(m, eqx.is_inexact_array), self.params, "from_equinox")
+                            lambda m: eqx.filter(m, eqx.is_inexact_array), self.params, "from_equinox",
+                            self.model_type)
 
     def _apply(self, params, x):
         model = self._eqx.combine(params, self.static)
@@ -471,7 +483,10 @@ def from_equinox(
     ``eqx.combine(params, static)`` over the rows of ``x`` with ``jax.vmap`` (Equinox layers take
     one example), or calls it on the batch when ``batched=True``. ``make(key) -> equinox.Module``
     builds the same architecture from a key, for fresh draws; instead of a model you may pass
-    ``make`` alone (the model is then built with key 0).
+    ``make`` alone (the model is then built with key 0). Only the floating arrays of ``make(key)``'s
+    model are used: ``apply`` runs the wrapped model's static part, so ``make`` must build the same
+    class (checked) with arrays of the same structure and shapes (checked); static fields, such as
+    an activation function, are not compared.
     """
     if model is None:
         if make is None:
