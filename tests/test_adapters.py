@@ -377,9 +377,11 @@ def test_equinox_make_is_checked_like_nnx():
         wrong.init(jax.random.PRNGKey(0), D)
 
 
-def test_make_must_build_the_wrapped_class():
-    """A make(key) whose model has the same parameter shapes but another class (another forward
-    pass) is refused: the adapter would apply the wrapped model's code to its weights."""
+def test_make_must_build_the_wrapped_classes():
+    """A make(key) whose model has the same parameter shapes but another class somewhere (another
+    forward pass) is refused: the adapter would apply the wrapped model's code to its weights. For
+    nnx every node of the graph is compared (the parameter tree alone accepted these before); for
+    Equinox the classes are part of the tree structure, and non-array field values are not compared."""
     nnx = _need("nnx")
     eqx = _need("equinox")
     mlp = _nnx_mlp_class()
@@ -391,8 +393,35 @@ def test_make_must_build_the_wrapped_class():
             return self.layers[-1](x)
 
     other = adapters.from_nnx(_nnx_mlp([D, 8, 1], nnx.Rngs(0)), make=lambda key: TanhMLP([D, 8, 1], nnx.Rngs(key)))
-    with pytest.raises(ValueError, match=r"from_nnx: make\(key\) built a .*TanhMLP but the wrapped model is a .*MLP"):
+    with pytest.raises(ValueError, match=r"from_nnx: make\(key\) must build the same architecture .*the model is "
+                                         r".*TanhMLP where the wrapped model has .*MLP"):
         other.init(jax.random.PRNGKey(0), D)
+
+    class Scaled(nnx.Linear):
+        def __call__(self, x):
+            return 2.0 * super().__call__(x)
+
+    def nested(key):
+        model = _nnx_mlp([D, 8, 1], nnx.Rngs(key))
+        model.layers[1] = Scaled(8, 1, rngs=nnx.Rngs(key))
+        return model
+
+    inner = adapters.from_nnx(_nnx_mlp([D, 8, 1], nnx.Rngs(0)), make=nested)
+    with pytest.raises(ValueError, match=r"its submodule at layers/1 is .*Scaled where the wrapped model has .*Linear"):
+        inner.init(jax.random.PRNGKey(0), D)
+
+    def local_class(key):  # a class object defined anew on each call
+        class Net(nnx.Module):
+            def __init__(self, rngs):
+                self.layer = nnx.Linear(D, 1, rngs=rngs)
+
+            def __call__(self, x):
+                return self.layer(x)
+
+        return Net(nnx.Rngs(key))
+
+    with pytest.raises(ValueError, match="different class object with the same name.*define it once, outside make"):
+        adapters.from_nnx(make=local_class).init(jax.random.PRNGKey(1), D)
 
     class Doubled(eqx.Module):
         inner: eqx.Module
@@ -402,8 +431,12 @@ def test_make_must_build_the_wrapped_class():
 
     model = _equinox_mlp([D, 8, 1], jax.random.PRNGKey(0))
     wrapped = adapters.from_equinox(Doubled(model), make=lambda key: _equinox_mlp([D, 8, 1], key))
-    with pytest.raises(ValueError, match=r"from_equinox: make\(key\) built a .*MLP but the wrapped model is a .*Doubled"):
+    with pytest.raises(ValueError, match=r"from_equinox: .*the model is .*MLP where the wrapped model has .*Doubled"):
         wrapped.init(jax.random.PRNGKey(0), D)
+    # the documented limit: a non-array field (here the activation) is taken from the wrapped model
+    relu = eqx.nn.MLP(D, 1, 8, 1, activation=jax.nn.relu, key=jax.random.PRNGKey(0))
+    tanh = adapters.from_equinox(relu, make=lambda key: eqx.nn.MLP(D, 1, 8, 1, activation=jnp.tanh, key=key))
+    assert len(jax.tree_util.tree_leaves(tanh.init(jax.random.PRNGKey(1), D))) == 4
 
 
 def test_describe_is_json_ready_and_tells_models_apart():

@@ -202,34 +202,57 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _made_params(make, key, module_type, type_name: str, extract, reference, what: str, wrapped_type):
+def _made_params(make, key, module_type, type_name: str, extract, reference, what: str, classes, wrapped_classes):
     """The parameters (``extract(model)``) of ``model = make(key)``; ValueError unless ``model`` is a
-    ``module_type`` of exactly the wrapped model's class (``wrapped_type``) whose parameters have the
+    ``module_type`` whose module classes (``classes(model)``: ``(path, class)`` pairs) are exactly the
+    wrapped model's (``wrapped_classes``; the same class objects) and whose parameters have the
     structure and shapes of ``reference``. Only the parameters are used: the adapter applies the
-    wrapped model's own code and non-parameter parts, which are not compared."""
+    wrapped model's own code and non-parameter parts."""
     model = make(key)
     if not isinstance(model, module_type):
         raise ValueError(  # noqa: TRY004 (house rule)
             f"{what}: make(key) must return an {type_name}, got {type(model).__name__}"
         )
-    if type(model) is not wrapped_type:
-        raise ValueError(
-            f"{what}: make(key) built a {_qualname(type(model))} but the wrapped model is a "
-            f"{_qualname(wrapped_type)}; make must build the same architecture (only its parameters are used)"
-        )
+    made = classes(model)
+    if made != wrapped_classes:
+        theirs, ours = dict(made), dict(wrapped_classes)
+        order = [p for p, _ in wrapped_classes] + [p for p, _ in made if p not in ours]
+        path = next(p for p in order if theirs.get(p) is not ours.get(p))
+        got, cls = theirs.get(path), ours.get(path)
+        where = "the model" if path == () else f"its submodule at {'/'.join(map(str, path))}"
+        if got is not None and cls is not None and _qualname(got) == _qualname(cls):
+            detail = (f"{where} is a different class object with the same name, {_qualname(cls)}: make defines "
+                      "the class on each call; define it once, outside make")
+        else:
+            detail = (f"{where} is {_qualname(got) if got is not None else 'missing'} where the wrapped model "
+                      f"has {_qualname(cls) if cls is not None else 'nothing'}")
+        raise ValueError(f"{what}: make(key) must build the same architecture (only its parameters are used); {detail}")
     params = extract(model)
     _tree_matches(reference, params, what)
     return params
+
+
+def _nnx_classes(model) -> list:
+    """``(path, class)`` of every module in an nnx graph, in traversal order."""
+    from flax import nnx
+
+    return [(tuple(path), type(node)) for path, node in nnx.iter_graph(model) if isinstance(node, nnx.Module)]
 
 
 def _tree_matches(reference, tree, what: str):
     """ValueError unless ``tree`` has the structure and leaf shapes of ``reference``."""
     ref_leaves, ref_def = jax.tree_util.tree_flatten(reference)
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    if treedef != ref_def or [np.shape(a) for a in leaves] != [np.shape(a) for a in ref_leaves]:
+    if [np.shape(a) for a in leaves] != [np.shape(a) for a in ref_leaves]:
         raise ValueError(
             f"{what}: the model built by make(key) has parameters {_shapes(tree)} but the wrapped model has "
             f"{_shapes(reference)}; make must build the same architecture"
+        )
+    if treedef != ref_def:
+        raise ValueError(
+            f"{what}: the model built by make(key) has the wrapped model's parameter shapes but another "
+            f"structure (a submodule's class or a static field differs: {treedef} vs {ref_def}); make must "
+            "build the same architecture"
         )
 
 
@@ -320,6 +343,7 @@ class NnxAdapter(Adapter):
         self._nnx = nnx
         self.model_type = type(model)
         self.graphdef, self.params, self.rest = nnx.split(model, nnx.Param, ...)
+        self._classes = _nnx_classes(model)
         self.make = make
         self.fresh_draws = make is not None
 
@@ -328,7 +352,7 @@ class NnxAdapter(Adapter):
             return self.params
         nnx = self._nnx
         return _made_params(self.make, key, nnx.Module, "nnx.Module", lambda m: nnx.state(m, nnx.Param),
-                            self.params, "from_nnx", self.model_type)
+                            self.params, "from_nnx", _nnx_classes, self._classes)
 
     def _apply(self, params, x):
         return self._nnx.merge(self.graphdef, params, self.rest)(x)
@@ -354,9 +378,10 @@ def from_nnx(model=None, *, make: Callable | None = None, squeeze: bool = True) 
     batch ``x``. ``make(key) -> nnx.Module`` builds the same architecture from a key, for fresh
     draws (``init``); instead of a model you may pass ``make`` alone (``from_nnx(make=...)`` builds
     the model with key 0). Only the ``nnx.Param`` state of ``make(key)``'s model is used: ``apply``
-    runs the wrapped model's graph and other state, so ``make`` must build the same class (checked)
-    with parameters of the same structure and shapes (checked); attributes outside the parameters,
-    such as an activation chosen by a constructor argument, are not compared.
+    runs the wrapped model's graph and other state, so ``make`` must build modules of the same
+    classes (the same class objects, at every node of the graph: checked) with parameters of the
+    same structure and shapes (checked); other attributes, such as an activation function or a
+    number chosen by a constructor argument, are not compared.
     ``adapter.params`` are the wrapped model's weights.
     """
     if model is None:
@@ -451,9 +476,10 @@ class EquinoxAdapter(Adapter):
         if self.make is None:
             return self.params
         eqx = self._eqx
+        # the tree structure compared with the parameters carries every submodule's class and static field
         return _made_params(self.make, key, eqx.Module, "equinox.Module",
                             lambda m: eqx.filter(m, eqx.is_inexact_array), self.params, "from_equinox",
-                            self.model_type)
+                            lambda m: [((), type(m))], [((), self.model_type)])
 
     def _apply(self, params, x):
         model = self._eqx.combine(params, self.static)
@@ -485,8 +511,9 @@ def from_equinox(
     builds the same architecture from a key, for fresh draws; instead of a model you may pass
     ``make`` alone (the model is then built with key 0). Only the floating arrays of ``make(key)``'s
     model are used: ``apply`` runs the wrapped model's static part, so ``make`` must build the same
-    class (checked) with arrays of the same structure and shapes (checked); static fields, such as
-    an activation function, are not compared.
+    pytree (checked: the classes of the model and its submodules, fields declared static, and the
+    arrays' shapes); non-array values in ordinary fields, such as an activation function or a
+    Python number, are not compared.
     """
     if model is None:
         if make is None:
