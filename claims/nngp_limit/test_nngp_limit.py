@@ -38,10 +38,17 @@ import scipy.linalg
 import scipy.stats
 
 
+def _whiten(f: np.ndarray, nngp: np.ndarray) -> np.ndarray:
+    """``z = L^{-1} f`` over the inputs (``L L^T = nngp``) for every network and readout unit:
+    ``f`` (networks, inputs, units) -> ``z`` (inputs, networks, units)."""
+    S, n, U = f.shape
+    L = np.linalg.cholesky(nngp)
+    return scipy.linalg.solve_triangular(L, f.transpose(1, 0, 2).reshape(n, S * U), lower=True).reshape(n, S, U)
+
+
 def _whitened_first_unit(f: np.ndarray, nngp: np.ndarray) -> np.ndarray:
     """``L^{-1} f(x)`` for readout unit 0 of every network, ``L L^T = nngp``; pooled, (networks * inputs,)."""
-    L = np.linalg.cholesky(nngp)
-    return scipy.linalg.solve_triangular(L, f[:, :, 0].T, lower=True).ravel()
+    return _whiten(f[:, :, :1], nngp)[:, :, 0].ravel()
 
 
 def _rival_kernels(settings: dict, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -201,9 +208,8 @@ def _standardised_fourth_moment(f: np.ndarray, K: np.ndarray, confidence: float 
     ``z_(1+c)/2 * SD(influence) / sqrt(networks)`` (the influence function up to an additive
 constant, which the SD ignores). Returns ``(kappa_hat, (lo, hi))``.
     """
-    S, n, U = f.shape
-    L = np.linalg.cholesky(K)
-    z = scipy.linalg.solve_triangular(L, f.transpose(1, 0, 2).reshape(n, S * U), lower=True).reshape(n, S, U)
+    S = f.shape[0]
+    z = _whiten(f, K)
     a, b = np.mean(z**4, axis=(0, 2)), np.mean(z**2, axis=(0, 2))
     m4, m2 = a.mean(), b.mean()
     kappa = m4 / m2**2
